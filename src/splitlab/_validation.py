@@ -1,0 +1,76 @@
+"""Boundary validation shared by every public entry point.
+
+Each helper names the offending argument in the exception it raises, so that a user who
+passes a NaN in the fourth row of ``n_t`` reads ``n_t: contains NaN or infinite values``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from splitlab.errors import InvalidArgumentError, ShapeMismatchError, UnknownOptionError
+
+ALTERNATIVES = ("two-sided", "greater", "less")
+
+
+def as_float_array(name: str, value: object, *, finite: bool = True) -> np.ndarray:
+    """``value`` as a float64 array; reject non-numeric input and, if ``finite``, NaN/inf."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(name, f"must be numeric, got {type(value).__name__}") from exc
+    if finite and not np.all(np.isfinite(array)):
+        raise InvalidArgumentError(name, "contains NaN or infinite values")
+    return array
+
+
+def as_counts(name: str, value: object, *, positive: bool = False) -> np.ndarray:
+    """Non-negative (or positive) finite counts as float64; integral values only."""
+    array = as_float_array(name, value)
+    if positive and np.any(array <= 0):
+        raise InvalidArgumentError(name, "must be positive")
+    if np.any(array < 0):
+        raise InvalidArgumentError(name, "must be non-negative")
+    if np.any(array != np.floor(array)):
+        raise InvalidArgumentError(name, "must be whole numbers")
+    return array
+
+
+def check_nonnegative(name: str, array: np.ndarray) -> np.ndarray:
+    if np.any(array < 0):
+        raise InvalidArgumentError(name, "must be non-negative")
+    return array
+
+
+def check_alpha(alpha: object, name: str = "alpha") -> float:
+    """A significance level strictly between 0 and 1."""
+    try:
+        value = float(alpha)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(name, f"must be a number in (0, 1), got {alpha!r}") from exc
+    if not 0.0 < value < 1.0:
+        raise InvalidArgumentError(name, f"must be in (0, 1), got {alpha!r}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise UnknownOptionError(name, value, tuple(choices))
+    return value
+
+
+def check_alternative(alternative: object) -> str:
+    return check_choice("alternative", alternative, ALTERNATIVES)
+
+
+def broadcast(**arrays: np.ndarray) -> list[np.ndarray]:
+    """Broadcast named arrays together, naming them all if they do not fit."""
+    try:
+        return list(np.broadcast_arrays(*arrays.values()))
+    except ValueError as exc:
+        shapes = ", ".join(f"{name} {np.shape(a)}" for name, a in arrays.items())
+        raise ShapeMismatchError(
+            "/".join(arrays), f"shapes do not broadcast together: {shapes}"
+        ) from exc

@@ -1,0 +1,38 @@
+"""One exception hierarchy for splitlab.
+
+Every public entry point validates its input at the boundary and raises one of these,
+naming the argument and what was wrong. All input errors are ``ValueError`` subclasses so
+that callers who catch ``ValueError`` keep working.
+"""
+
+from __future__ import annotations
+
+
+class SplitlabError(Exception):
+    """Base class of every exception splitlab raises on purpose."""
+
+
+class InvalidArgumentError(SplitlabError, ValueError):
+    """An argument has a bad value: negative counts, NaN, alpha outside (0, 1), ..."""
+
+    def __init__(self, argument: str, problem: str):
+        self.argument = argument
+        self.problem = problem
+        super().__init__(f"{argument}: {problem}")
+
+
+class ShapeMismatchError(InvalidArgumentError):
+    """Arguments that must broadcast together do not."""
+
+
+class UnknownOptionError(InvalidArgumentError):
+    """A method, alternative or other named option is not one splitlab knows."""
+
+    def __init__(self, argument: str, value: object, choices: tuple[str, ...]):
+        self.value = value
+        self.choices = choices
+        super().__init__(argument, f"unknown value {value!r}; expected one of {', '.join(choices)}")
+
+
+class DegenerateDataWarning(UserWarning):
+    """Legal data for which some rows have no defined result (they carry NaN and an error)."""
