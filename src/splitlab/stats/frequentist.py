@@ -143,21 +143,21 @@ def finish(
     p-value) where the test has its own.
     """
     effect, se, df = difference.effect, difference.se, difference.df
-    if statistic is None:
-        with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if statistic is None:
             statistic = effect / se
-    if alternative == "two-sided":
-        p_value = 2.0 * _cdf(-np.abs(statistic), df)
-        margin = quantile(1.0 - alpha / 2.0, df) * se
-        ci_low, ci_high = effect - margin, effect + margin
-    elif alternative == "greater":
-        p_value = _cdf(-statistic, df)
-        ci_low = effect - quantile(1.0 - alpha, df) * se
-        ci_high = np.full_like(ci_low, np.inf)
-    else:
-        p_value = _cdf(statistic, df)
-        ci_high = effect + quantile(1.0 - alpha, df) * se
-        ci_low = np.full_like(ci_high, -np.inf)
+        if alternative == "two-sided":
+            p_value = 2.0 * _cdf(-np.abs(statistic), df)
+            margin = quantile(1.0 - alpha / 2.0, df) * se
+            ci_low, ci_high = effect - margin, effect + margin
+        elif alternative == "greater":
+            p_value = _cdf(-statistic, df)
+            ci_low = effect - quantile(1.0 - alpha, df) * se
+            ci_high = np.full_like(ci_low, np.inf)
+        else:
+            p_value = _cdf(statistic, df)
+            ci_high = effect + quantile(1.0 - alpha, df) * se
+            ci_low = np.full_like(ci_high, -np.inf)
     if interval is not None:
         ci_low, ci_high = interval
     errors = difference.errors
@@ -201,7 +201,8 @@ def as_moments(name: str, value: object) -> Moments:
 def as_joint_moments(name: str, value: object) -> JointMoments:
     if not isinstance(value, JointMoments):
         raise InvalidArgumentError(
-            name, f"must be splitlab.JointMoments (JointMoments.from_sums), got {type(value).__name__}"
+            name,
+            f"must be splitlab.JointMoments (JointMoments.from_sums), got {type(value).__name__}",
         )
     return value
 
@@ -233,7 +234,8 @@ def _fieller_interval(
         ratio_low = (mean_t * mean_c - root) / denominator
         ratio_high = (mean_t * mean_c + root) / denominator
     difference.errors.flag(
-        denominator <= 0, "Fieller interval is unbounded: control mean is not distinguishable from zero"
+        denominator <= 0,
+        "Fieller interval is unbounded: control mean is not distinguishable from zero",
     )
     positive = mean_c > 0
     low = np.where(positive, ratio_low - 1.0, 1.0 - ratio_high)
@@ -346,7 +348,12 @@ def proportions_test(
         p_c, p_c * (1 - p_c), n_c, p_t, p_t * (1 - p_t), n_t, relative=relative, minimum_n=1
     )
     difference = Difference(
-        difference.effect, difference.se, None, difference.errors, difference.se2_c, difference.se2_t
+        difference.effect,
+        difference.se,
+        None,
+        difference.errors,
+        difference.se2_c,
+        difference.se2_t,
     )
     statistic = None
     if pooled:

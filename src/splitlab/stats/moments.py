@@ -70,7 +70,7 @@ class Moments:
         object.__setattr__(self, "ddof", ddof)
 
     @classmethod
-    def from_sums(cls, n, sum, sum_sq) -> Moments:  # noqa: A002 - public API spelling
+    def from_sums(cls, n, sum, sum_sq) -> Moments:
         """From the count, Σy and Σy² of each group (what a SQL group-by returns)."""
         n = as_counts("n", n)
         total = as_float_array("sum", sum)
@@ -142,7 +142,8 @@ class Moments:
     merge = __add__
 
     def __repr__(self) -> str:
-        return f"Moments(n={_unwrap(self.n)!r}, mean={_unwrap(self.mean)!r}, var={_unwrap(self.var)!r})"
+        n, mean, var = (_unwrap(a) for a in (self.n, self.mean, self.var))
+        return f"Moments(n={n!r}, mean={mean!r}, var={var!r})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -279,7 +280,9 @@ class JointMoments:
         n = self.n + other.n
         with np.errstate(invalid="ignore", divide="ignore"):
             weight = np.where(n > 0, self.n * other.n / np.where(n > 0, n, 1.0), 0.0)
-        co_moment = co_a + co_b + weight * (self.mean_y - other.mean_y) * (self.mean_x - other.mean_x)
+        co_moment = (
+            co_a + co_b + weight * (self.mean_y - other.mean_y) * (self.mean_x - other.mean_x)
+        )
         return JointMoments(n, y.mean, y.var, x.mean, x.var, co_moment / _dof(n, 1))
 
     merge = __add__
