@@ -192,6 +192,22 @@ def _z_power(shift: np.ndarray, alpha: np.ndarray, alternative: str) -> np.ndarr
     return special.ndtr(shift - critical) + special.ndtr(-shift - critical)
 
 
+def _noncentral_t_cdf(df: np.ndarray, noncentrality: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """P(T <= x) for a noncentral t, repairing the NaN that scipy returns in far tails.
+
+    scipy's Boost-based ``nctdtr`` (scipy 1.16-1.17) answers NaN for some points whose
+    probability is within rounding of 0 or 1 (scipy issue #25470). There the mirrored
+    1 − P(T <= −x; −nc) is tried, and failing that the tail is read as the limit it is.
+    """
+    cdf = special.nctdtr(df, noncentrality, x)
+    failed = np.isnan(cdf)
+    if np.any(failed):
+        mirrored = 1.0 - special.nctdtr(df, -noncentrality, -x)
+        limit = np.where(x < noncentrality, 0.0, 1.0)
+        cdf = np.where(failed, np.where(np.isnan(mirrored), limit, mirrored), cdf)
+    return cdf
+
+
 def _t_power(
     noncentrality: np.ndarray, df: np.ndarray, alpha: np.ndarray, alternative: str
 ) -> np.ndarray:
@@ -199,13 +215,13 @@ def _t_power(
     tail = alpha / 2.0 if alternative == "two-sided" else alpha
     critical = -special.stdtrit(df, tail)
     if alternative == "greater":
-        return 1.0 - special.nctdtr(df, noncentrality, critical)
+        return 1.0 - _noncentral_t_cdf(df, noncentrality, critical)
     if alternative == "less":
-        return special.nctdtr(df, noncentrality, -critical)
+        return _noncentral_t_cdf(df, noncentrality, -critical)
     return (
         1.0
-        - special.nctdtr(df, noncentrality, critical)
-        + special.nctdtr(df, noncentrality, -critical)
+        - _noncentral_t_cdf(df, noncentrality, critical)
+        + _noncentral_t_cdf(df, noncentrality, -critical)
     )
 
 
@@ -228,7 +244,7 @@ def _solve_increasing(
     f_low, f_high = func(low, index), func(high, index)
     last_moved = np.zeros(lower.size, dtype=np.int8)
     root = np.where(f_low == 0.0, low, np.where(f_high == 0.0, high, np.nan))
-    active = np.isnan(root)
+    active = np.isnan(root) & np.isfinite(f_low) & np.isfinite(f_high)
     index, low, high, f_low, f_high, last_moved = (
         a[active] for a in (index, low, high, f_low, f_high, last_moved)
     )
@@ -278,16 +294,29 @@ def _z_shift_for_power(alpha: np.ndarray, target: np.ndarray, alternative: str) 
 
 
 def _expand_upper(
-    func: Callable[[np.ndarray, np.ndarray], np.ndarray], start: np.ndarray
+    func: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    start: np.ndarray,
+    *,
+    max_doublings: int = 64,
 ) -> np.ndarray:
-    """Double ``start`` elementwise until ``func`` is non-negative there."""
+    """Double ``start`` elementwise until ``func`` is non-negative there; NaN if it never is."""
     upper = start.ravel().copy()
     index = np.arange(upper.size)
     short = func(upper, index) < 0.0
-    while np.any(short):
-        upper[index[short]] *= 2.0
+    for _ in range(max_doublings):
+        if not np.any(short):
+            break
         index = index[short]
+        upper[index] *= 2.0
         short = func(upper[index], index) < 0.0
+    if np.any(short):
+        upper[index[short]] = np.nan
+        warnings.warn(
+            f"{np.count_nonzero(short)} design(s) cannot reach the target power; "
+            "their result is NaN",
+            DegenerateDataWarning,
+            stacklevel=4,
+        )
     return upper.reshape(start.shape)
 
 
