@@ -1,22 +1,48 @@
-"""splitlab: A/B tests, sequential tests and bandits on one vectorized core."""
+"""splitlab: A/B tests, sequential tests and bandits on one vectorized core.
+
+>>> import splitlab as sl
+>>> result = sl.ttest(sl.Moments(1000, 10.0, 4.0), sl.Moments(1000, 10.3, 4.0))
+>>> bool(result.p_value < 0.001)
+True
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
 try:
     __version__ = version("splitlab")
-except PackageNotFoundError:  # running from a source tree that was not installed
+except PackageNotFoundError:  # a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
 from splitlab import errors
-from splitlab.stats.frequentist import ttest
+from splitlab.stats.adjustment import CupedResult, cuped_test
+from splitlab.stats.bayesian import BayesResult, bayes_proportions, bayes_test, prob_best
+from splitlab.stats.frequentist import proportions_test, ratio_test, ttest
 from splitlab.stats.moments import JointMoments, Moments
+from splitlab.stats.multiplicity import adjust_pvalues
+from splitlab.stats.power import SampleSizeResult, mde, power, sample_size
 from splitlab.stats.results import EffectResult
+from splitlab.stats.srm import SRMResult, srm_test
 
 __all__ = [
+    "BayesResult",
+    "CupedResult",
     "EffectResult",
     "JointMoments",
     "Moments",
+    "SRMResult",
+    "SampleSizeResult",
     "__version__",
+    "adjust_pvalues",
+    "bayes_proportions",
+    "bayes_test",
+    "cuped_test",
     "errors",
+    "mde",
+    "power",
+    "prob_best",
+    "proportions_test",
+    "ratio_test",
+    "sample_size",
+    "srm_test",
     "ttest",
 ]

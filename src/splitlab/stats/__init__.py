@@ -1,0 +1,1 @@
+"""Fixed-horizon inference on summary statistics: pure, vectorized, no frames."""
