@@ -74,3 +74,18 @@ def broadcast(**arrays: np.ndarray) -> list[np.ndarray]:
         raise ShapeMismatchError(
             "/".join(arrays), f"shapes do not broadcast together: {shapes}"
         ) from exc
+
+
+def two_group_counts(successes_c, n_c, successes_t, n_t) -> list[np.ndarray]:
+    """Validated, broadcast conversion counts of a control and a treatment group."""
+    successes_c, n_c, successes_t, n_t = broadcast(
+        successes_c=as_counts("successes_c", successes_c),
+        n_c=as_counts("n_c", n_c),
+        successes_t=as_counts("successes_t", successes_t),
+        n_t=as_counts("n_t", n_t),
+    )
+    if np.any(successes_c > n_c):
+        raise InvalidArgumentError("successes_c", "must not exceed n_c")
+    if np.any(successes_t > n_t):
+        raise InvalidArgumentError("successes_t", "must not exceed n_t")
+    return [successes_c, n_c, successes_t, n_t]

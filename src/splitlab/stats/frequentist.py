@@ -22,11 +22,11 @@ import numpy as np
 from scipy import special
 
 from splitlab._validation import (
-    as_counts,
     broadcast,
     check_alpha,
     check_alternative,
     check_choice,
+    two_group_counts,
 )
 from splitlab.errors import InvalidArgumentError
 from splitlab.stats.moments import JointMoments, Moments
@@ -329,17 +329,7 @@ def proportions_test(
     >>> round(float(result.effect), 3), round(float(result.p_value), 4)
     (0.03, 0.0353)
     """
-    arrays = {
-        "successes_c": as_counts("successes_c", successes_c),
-        "n_c": as_counts("n_c", n_c),
-        "successes_t": as_counts("successes_t", successes_t),
-        "n_t": as_counts("n_t", n_t),
-    }
-    successes_c, n_c, successes_t, n_t = broadcast(**arrays)
-    if np.any(successes_c > n_c):
-        raise InvalidArgumentError("successes_c", "must not exceed n_c")
-    if np.any(successes_t > n_t):
-        raise InvalidArgumentError("successes_t", "must not exceed n_t")
+    successes_c, n_c, successes_t, n_t = two_group_counts(successes_c, n_c, successes_t, n_t)
     alpha = check_alpha(alpha)
     alternative = check_alternative(alternative)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -17,11 +17,7 @@ import numpy as np
 
 from splitlab._validation import as_counts, as_float_array, broadcast, check_nonnegative
 from splitlab.errors import InvalidArgumentError
-
-
-def _unwrap(array: np.ndarray) -> np.ndarray:
-    """0-d arrays come back as numpy scalars, so a scalar call reads like a scalar."""
-    return array[()] if array.ndim == 0 else array
+from splitlab.stats.results import scalarize
 
 
 def _dof(n: np.ndarray, ddof: int) -> np.ndarray:
@@ -142,7 +138,7 @@ class Moments:
     merge = __add__
 
     def __repr__(self) -> str:
-        n, mean, var = (_unwrap(a) for a in (self.n, self.mean, self.var))
+        n, mean, var = (scalarize(a) for a in (self.n, self.mean, self.var))
         return f"Moments(n={n!r}, mean={mean!r}, var={var!r})"
 
 
@@ -289,6 +285,6 @@ class JointMoments:
 
     def __repr__(self) -> str:
         return (
-            f"JointMoments(n={_unwrap(self.n)!r}, mean_y={_unwrap(self.mean_y)!r}, "
-            f"mean_x={_unwrap(self.mean_x)!r}, cov={_unwrap(self.cov)!r})"
+            f"JointMoments(n={scalarize(self.n)!r}, mean_y={scalarize(self.mean_y)!r}, "
+            f"mean_x={scalarize(self.mean_x)!r}, cov={scalarize(self.cov)!r})"
         )

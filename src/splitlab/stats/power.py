@@ -30,6 +30,7 @@ from scipy import special
 
 from splitlab._validation import as_float_array, broadcast, check_alternative, check_choice
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError
+from splitlab.stats.results import scalarize
 
 __all__ = ["SampleSizeResult", "mde", "power", "sample_size"]
 
@@ -38,11 +39,6 @@ TESTS = ("z", "t")
 # Whole units are taken after forgiving this much floating-point excess, so that an exact
 # solution of 100.00000000000003 is reported as 100 units rather than 101.
 _ROUNDING_SLACK = 1e-10
-
-
-def _unwrap(array: np.ndarray) -> np.ndarray | np.float64:
-    """A 0-d array as a numpy scalar; anything else unchanged."""
-    return array[()] if array.ndim == 0 else array
 
 
 @dataclass(frozen=True)
@@ -379,10 +375,10 @@ def sample_size(
     n_control = np.ceil(n_control_exact * (1.0 - _ROUNDING_SLACK))
     n_treatment = np.ceil(design.ratio * n_control_exact * (1.0 - _ROUNDING_SLACK))
     return SampleSizeResult(
-        n_control=_unwrap(n_control),
-        n_treatment=_unwrap(n_treatment),
-        n_total=_unwrap(n_control + n_treatment),
-        n_control_exact=_unwrap(n_control_exact),
+        n_control=scalarize(n_control),
+        n_treatment=scalarize(n_treatment),
+        n_total=scalarize(n_control + n_treatment),
+        n_control_exact=scalarize(n_control_exact),
     )
 
 
@@ -466,9 +462,9 @@ def power(
     )
     effect = design.effect
     if design.test == "t":
-        return _unwrap(_t_power_at(design, effect, design.n_control))
+        return scalarize(_t_power_at(design, effect, design.n_control))
     shift = effect * np.sqrt(design.n_control / _variance_per_control_unit(design, effect))
-    return _unwrap(_z_power(shift, design.alpha, design.alternative))
+    return scalarize(_z_power(shift, design.alpha, design.alternative))
 
 
 def mde(
@@ -521,7 +517,7 @@ def mde(
         effect = direction * shift * design.sd * np.sqrt((1.0 + 1.0 / design.ratio) / n_control)
     else:
         effect = _proportion_effect(design.baseline, n_control, design.ratio, shift, direction)
-    return _unwrap(effect / design.baseline if relative else effect)
+    return scalarize(effect / design.baseline if relative else effect)
 
 
 def _t_noncentrality(
