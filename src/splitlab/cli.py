@@ -56,9 +56,7 @@ def demo_results(data: dict[str, np.ndarray], alpha: float = 0.05) -> pd.DataFra
     revenue_joint = [
         JointMoments.from_samples(data["revenue"][arm], data["pre_revenue"][arm]) for arm in arms
     ]
-    clicks = [
-        JointMoments.from_samples(data["clicks"][arm], data["sessions"][arm]) for arm in arms
-    ]
+    clicks = [JointMoments.from_samples(data["clicks"][arm], data["sessions"][arm]) for arm in arms]
     rows = []
     for relative in (False, True):
         scale = "relative" if relative else "absolute"
