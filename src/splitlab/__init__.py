@@ -14,6 +14,7 @@ except PackageNotFoundError:  # a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
 from splitlab import errors
+from splitlab.analyzer import Analyzer, Metric
 from splitlab.stats.adjustment import CupedResult, cuped_test
 from splitlab.stats.bayesian import BayesResult, bayes_proportions, bayes_test, prob_best
 from splitlab.stats.frequentist import proportions_test, ratio_test, ttest
@@ -24,10 +25,12 @@ from splitlab.stats.results import EffectResult
 from splitlab.stats.srm import SRMResult, srm_test
 
 __all__ = [
+    "Analyzer",
     "BayesResult",
     "CupedResult",
     "EffectResult",
     "JointMoments",
+    "Metric",
     "Moments",
     "SRMResult",
     "SampleSizeResult",

@@ -32,7 +32,7 @@ from scipy import special
 
 from splitlab._validation import as_counts, as_float_array, broadcast, check_alpha, two_group_counts
 from splitlab.errors import InvalidArgumentError, ShapeMismatchError
-from splitlab.stats.frequentist import as_moments, check_shapes, mean_difference
+from splitlab.stats.frequentist import Difference, as_moments, check_shapes, mean_difference
 from splitlab.stats.moments import Moments
 from splitlab.stats.results import EffectResult, RowErrors
 
@@ -159,6 +159,15 @@ def bayes_test(
         treatment.mean, treatment.var, treatment.n,
         relative=relative,
     )  # fmt: skip
+    return gaussian_posterior(difference, prior=prior, alpha=alpha, relative=relative)
+
+
+def gaussian_posterior(
+    difference: Difference, *, prior: tuple[float, float] | None, alpha: float, relative: bool
+) -> BayesResult:
+    """Posterior of the lift from an estimate and its standard error (see
+    :func:`bayes_test`); also used for CUPED and ratio estimates. Rows flagged in
+    ``difference.errors`` are NaN."""
     errors = difference.errors
     shape = errors.shape
     mean, sd = difference.effect, difference.se

@@ -40,6 +40,17 @@ class RowErrors:
         self.bad = np.zeros(shape, dtype=bool)
         self._messages: np.ndarray | None = None
 
+    @classmethod
+    def from_messages(cls, messages: object) -> RowErrors:
+        """Errors already found, as an array of messages ('' where a row is fine)."""
+        messages = np.asarray(messages, dtype=object)
+        errors = cls(messages.shape)
+        bad = messages != ""
+        if bad.any():
+            errors._messages = messages.copy()
+            errors.bad = bad
+        return errors
+
     def flag(self, condition: np.ndarray, message: str) -> None:
         condition = np.broadcast_to(condition, self.shape)
         new = condition & ~self.bad

@@ -1,0 +1,582 @@
+"""Analyzer: logged outcomes -> a tidy results table.
+
+The heavy step — reducing rows to sufficient statistics — runs inside the engine that holds
+the data (:mod:`splitlab.analyzer.aggregate`); everything after it works on a table of a few
+rows per (experiment, segment, variant) and calls the vectorized tests of
+:mod:`splitlab.stats` once per metric.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import splitlab
+from splitlab._validation import check_alpha, check_choice
+from splitlab.analyzer.aggregate import FREQUENCIES, PERIOD, Query, build_query, explain
+from splitlab.analyzer.metrics import Metric, as_metrics
+from splitlab.analyzer.sources import Source, open_source
+from splitlab.errors import DegenerateDataWarning, InvalidArgumentError, SplitlabError
+from splitlab.stats.adjustment import cuped_test
+from splitlab.stats.bayesian import gaussian_posterior
+from splitlab.stats.frequentist import Difference, ratio_test, ttest
+from splitlab.stats.moments import JointMoments, Moments
+from splitlab.stats.multiplicity import adjust_pvalues
+from splitlab.stats.results import EffectResult, RowErrors
+from splitlab.stats.srm import srm_test
+
+METHODS = ("ttest", "bayes")
+CORRECTIONS = ("bonferroni", "holm", "bh", "by")
+CORRECTION_SCOPES = ("metric", "experiment")
+ALL_UNITS = "all"
+SRM_ALPHA = 0.001  # GrowthBook's and Statsig's default threshold for flagging an SRM
+
+RESULT_COLUMNS = [
+    "experiment", "segment", "metric", "variant", "n_control", "n_variant",
+    "mean_control", "mean_variant", "effect", "relative_effect", "se", "ci_low", "ci_high",
+    "p_value", "p_adjusted", "significant", "decision", "method", "scale", "srm_p_value",
+    "srm_mismatch", "guardrail", "error",
+]  # fmt: skip
+
+
+def _fingerprint(table: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes() + ",".join(table.columns).encode()).hexdigest()[:16]
+
+
+class Analyzer:
+    """Experiment readouts from logged outcomes.
+
+    ``source`` is a pandas/polars/pyarrow frame, a DuckDB relation, a polars LazyFrame, a
+    PySpark DataFrame, or Parquet/CSV paths and globs. Rows are units, or events when
+    ``unit`` names the unit column (events are then summed per unit in the engine).
+    ``control`` is the control label, or a mapping experiment -> label. ``date`` names the
+    exposure timestamp column used by :meth:`timeline`. ``weights`` is the planned split
+    for the SRM check: None (equal), a mapping variant -> weight, or a mapping
+    experiment -> {variant: weight}.
+
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 50,
+    ...                      "revenue": [1.0, 2.0, 0.0, 2.5] * 25})
+    >>> row = Analyzer(data).analyze(["revenue"]).iloc[0]
+    >>> row["variant"], float(row["effect"])
+    ('b', 1.75)
+    """
+
+    def __init__(
+        self,
+        source: object,
+        experiment: str = "experiment",
+        variant: str = "variant",
+        control: str | Mapping[str, str] = "control",
+        unit: str | None = None,
+        *,
+        date: str | None = None,
+        weights: Mapping | None = None,
+    ):
+        self.source: Source = open_source(source)
+        self.experiment = experiment
+        self.variant = variant
+        self.control = control
+        self.unit = unit
+        self.date = date
+        self.weights = weights
+        self._schema = self.source.columns
+        for argument, column in (
+            ("experiment", experiment),
+            ("variant", variant),
+            ("unit", unit),
+            ("date", date),
+        ):
+            if column is not None:
+                self._require_column(argument, column)
+
+    # ------------------------------------------------------------------ validation
+
+    def _require_column(self, argument: str, column: str, numeric: bool = False) -> None:
+        if not isinstance(column, str) or column not in self._schema:
+            available = ", ".join(map(str, self._schema))
+            raise InvalidArgumentError(
+                argument, f"column {column!r} is not in the source (columns: {available})"
+            )
+        dtype = self._schema[column]
+        if numeric and not (dtype.is_numeric() or dtype == _boolean()):
+            raise InvalidArgumentError(
+                argument, f"column {column!r} must be numeric, but its type is {dtype}"
+            )
+
+    def _resolve_metrics(self, metrics: object, cuped: object) -> list[Metric]:
+        resolved = as_metrics(metrics)
+        if cuped is False:
+            resolved = [m.with_covariate(None) if m.kind != "ratio" else m for m in resolved]
+        elif isinstance(cuped, Mapping):
+            names = {m.name for m in resolved}
+            unknown = sorted(set(cuped) - names)
+            if unknown:
+                raise InvalidArgumentError("cuped", f"unknown metrics {unknown}")
+            resolved = [m.with_covariate(cuped[m.name]) if m.name in cuped else m for m in resolved]
+        elif cuped not in (None, True):
+            raise InvalidArgumentError(
+                "cuped", "must be None, True, False or a mapping metric -> covariate column"
+            )
+        for metric in resolved:
+            for column in metric.columns:
+                self._require_column("metrics", column, numeric=True)
+        return resolved
+
+    def _control_label(self, experiment: object) -> str:
+        if isinstance(self.control, Mapping):
+            if experiment not in self.control:
+                raise InvalidArgumentError(
+                    "control", f"no control label given for experiment {experiment!r}"
+                )
+            return self.control[experiment]
+        return self.control
+
+    def _check_groups(self, table: pd.DataFrame) -> None:
+        """Null labels, unknown control labels and experiments without a treatment."""
+        for column, argument in ((self.experiment, "experiment"), (self.variant, "variant")):
+            missing = table[column].isna()
+            if missing.any():
+                where = sorted(map(str, table.loc[missing, self.experiment].dropna().unique()))
+                place = f" in experiment(s) {', '.join(where)}" if where else ""
+                count = int(table.loc[missing, "n"].sum())
+                raise InvalidArgumentError(
+                    argument, f"column {column!r} has {count} null value(s){place}"
+                )
+        if table.empty:
+            raise InvalidArgumentError("source", "the source has no rows")
+        for experiment, labels in table.groupby(self.experiment)[self.variant]:
+            control = self._control_label(experiment)
+            present = set(labels)
+            if control not in present:
+                raise InvalidArgumentError(
+                    "control",
+                    f"label {control!r} is not a variant of experiment {experiment!r} "
+                    f"(column {self.variant!r} has {sorted(map(str, present))})",
+                )
+            if len(present) < 2:
+                raise InvalidArgumentError(
+                    "source", f"experiment {experiment!r} has no variant besides the control"
+                )
+
+    # ------------------------------------------------------------------ queries
+
+    def _query(self, metrics: list[Metric], by: Sequence[str] = (), frequency=None) -> Query:
+        return build_query(
+            self.source.frame,
+            experiment=self.experiment,
+            variant=self.variant,
+            metrics=metrics,
+            unit=self.unit,
+            by=by,
+            date=self.date if frequency else None,
+            frequency=frequency,
+        )
+
+    def _statistics(self, metrics: list[Metric], segments: Sequence[str]) -> pd.DataFrame:
+        """Sufficient statistics with a ``segment`` column: "all", then "column=value"."""
+        if not segments:
+            table = self._query(metrics).collect()
+            self._check_groups(table)
+            table.insert(1, "segment", ALL_UNITS)
+            return table
+        parts = []
+        for position, column in enumerate(segments):
+            table = self._query(metrics, by=[column]).collect()
+            if position == 0:
+                self._check_groups(table)
+                # sums are additive: the overall statistics are the sum over one segmentation
+                overall = table.drop(columns=[column]).groupby(
+                    [self.experiment, self.variant], sort=False, dropna=False
+                )
+                overall = overall.sum(numeric_only=True).reset_index()
+                overall.insert(1, "segment", ALL_UNITS)
+                parts.append(overall)
+            labels = table.pop(column)
+            table.insert(1, "segment", [f"{column}={value}" for value in labels])
+            parts.append(table)
+        return pd.concat(parts, ignore_index=True)
+
+    # ------------------------------------------------------------------ SRM
+
+    def _weights_for(self, experiment: object, variants: Sequence[object]) -> np.ndarray:
+        weights = self.weights
+        if weights is None:
+            return np.ones(len(variants))
+        if (
+            isinstance(weights, Mapping)
+            and experiment in weights
+            and isinstance(weights[experiment], Mapping)
+        ):
+            weights = weights[experiment]
+        if isinstance(weights, Mapping):
+            unknown = [v for v in variants if v not in weights]
+            if unknown:
+                raise InvalidArgumentError(
+                    "weights", f"no weight for variant(s) {unknown} of experiment {experiment!r}"
+                )
+            return np.array([float(weights[v]) for v in variants])
+        raise InvalidArgumentError(
+            "weights", "must be a mapping variant -> weight or experiment -> {variant: weight}"
+        )
+
+    def _srm_table(self, statistics: pd.DataFrame) -> pd.DataFrame:
+        overall = statistics[statistics["segment"] == ALL_UNITS]
+        rows = []
+        for experiment, group in overall.groupby(self.experiment, sort=True):
+            variants = list(group[self.variant])
+            counts = group["n"].to_numpy()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateDataWarning)
+                result = srm_test(counts, self._weights_for(experiment, variants))
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "variants": variants,
+                    "counts": [int(c) for c in counts],
+                    "statistic": float(result.statistic),
+                    "p_value": float(result.p_value),
+                    "mismatch": bool(result.p_value < SRM_ALPHA),
+                    "error": str(result.error),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def srm(self) -> pd.DataFrame:
+        """Sample-ratio mismatch per experiment: chi-square of unit counts against the
+        planned weights (equal by default); ``mismatch`` is p < 0.001."""
+        statistics = self._statistics([], ())
+        table = self._srm_table(statistics)
+        table.attrs.update(self._provenance("srm", {"weights": self.weights}, statistics))
+        return table
+
+    # ------------------------------------------------------------------ analysis
+
+    def analyze(
+        self,
+        metrics: object,
+        method: str = "ttest",
+        relative: bool = False,
+        cuped: object = None,
+        correction: str | None = None,
+        correction_scope: str = "metric",
+        segments: Sequence[str] | str | None = None,
+        alpha: float = 0.05,
+    ) -> pd.DataFrame:
+        """One row per (experiment, segment, metric, variant ≠ control).
+
+        ``method`` is "ttest" (Welch; CUPED where a metric has a covariate; the delta
+        method for ratio metrics) or "bayes" (Gaussian posterior of the same estimate,
+        flat prior; adds ``chance_to_win``, ``risk_control``, ``risk_variant``).
+        ``cuped``: None uses the covariates the metrics name, False ignores them, a
+        mapping metric -> column sets them. ``correction`` adjusts p-values within each
+        (experiment, segment, metric) family (``correction_scope="metric"``) or across
+        all non-guardrail metrics of an (experiment, segment) (``"experiment"``).
+        ``segments`` adds rows per value of each segment column after the overall rows.
+        """
+        method = check_choice("method", method, METHODS)
+        alpha = check_alpha(alpha)
+        if correction is not None:
+            correction = check_choice("correction", correction, CORRECTIONS)
+        correction_scope = check_choice("correction_scope", correction_scope, CORRECTION_SCOPES)
+        segment_columns = [segments] if isinstance(segments, str) else list(segments or [])
+        for column in segment_columns:
+            self._require_column("segments", column)
+        resolved = self._resolve_metrics(metrics, cuped)
+        statistics = self._statistics(resolved, segment_columns)
+        srm = self._srm_table(statistics).set_index("experiment")
+
+        frames = []
+        for metric in resolved:
+            frames.append(
+                self._compare(statistics, metric, method=method, relative=relative, alpha=alpha)
+            )
+        results = pd.concat(frames, ignore_index=True)
+        results["srm_p_value"] = results["experiment"].map(srm["p_value"]).astype(float)
+        results["srm_mismatch"] = results["experiment"].map(srm["mismatch"]).astype(bool)
+        results = self._adjust(results, method, correction, correction_scope, alpha)
+        parameters = {
+            "method": method,
+            "relative": relative,
+            "cuped": cuped if not isinstance(cuped, Mapping) else dict(cuped),
+            "correction": correction,
+            "correction_scope": correction_scope,
+            "segments": segment_columns,
+            "alpha": alpha,
+            "metrics": [vars(m) for m in resolved],
+        }
+        results.attrs.update(self._provenance("analyze", parameters, statistics))
+        bad = results["error"] != ""
+        if bad.any():
+            warnings.warn(
+                f"{int(bad.sum())} of {len(results)} result rows have no result; "
+                "see the `error` column",
+                DegenerateDataWarning,
+                stacklevel=2,
+            )
+        return results
+
+    def _pairs(self, statistics: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        """Each non-control row beside its experiment's control row (suffixes _c, _t)."""
+        is_control = statistics[self.variant] == statistics[self.experiment].map(
+            self._control_label
+        )
+        control = statistics[is_control]
+        treatment = statistics[~is_control]
+        return treatment.merge(control, on=keys, suffixes=("_t", "_c"), sort=False)
+
+    def _compare(
+        self,
+        statistics: pd.DataFrame,
+        metric: Metric,
+        *,
+        method: str,
+        relative: bool,
+        alpha: float,
+        keys: Sequence[str] = (),
+    ) -> pd.DataFrame:
+        keys = [self.experiment, "segment", *keys]
+        pairs = self._pairs(statistics, keys)
+        frame = pd.DataFrame(
+            {
+                "experiment": pairs[self.experiment].to_numpy(),
+                "segment": pairs["segment"].to_numpy(),
+                **{key: pairs[key].to_numpy() for key in keys[2:]},
+                "metric": metric.name,
+                "variant": pairs[f"{self.variant}_t"].to_numpy(),
+                "n_control": pairs["n_c"].to_numpy(),
+                "n_variant": pairs["n_t"].to_numpy(),
+            }
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateDataWarning)
+                columns = _metric_test(pairs, metric, method, relative, alpha)
+        except (SplitlabError, ValueError, ArithmeticError) as exc:
+            columns = {"error": np.full(len(frame), f"{type(exc).__name__}: {exc}", object)}
+        for name, values in columns.items():
+            frame[name] = values
+        for name in RESULT_COLUMNS:
+            if name not in frame:
+                frame[name] = np.nan
+        frame["guardrail"] = metric.guardrail
+        frame["higher_is_better"] = metric.higher_is_better
+        frame["error"] = frame["error"].fillna("").astype(str)
+        return frame
+
+    def _adjust(
+        self, results: pd.DataFrame, method: str, correction, scope: str, alpha: float
+    ) -> pd.DataFrame:
+        results["p_adjusted"] = results["p_value"]
+        if method == "ttest" and correction is not None and len(results):
+            family = ["experiment", "segment"] + (["metric"] if scope == "metric" else [])
+            primary = ~results["guardrail"].astype(bool)
+            for _, index in results[primary].groupby(family, sort=False).groups.items():
+                results.loc[index, "p_adjusted"] = adjust_pvalues(
+                    results.loc[index, "p_value"].to_numpy(dtype=float), method=correction
+                )
+        if method == "ttest":
+            significant = results["p_adjusted"] < alpha
+        else:
+            significant = (results["ci_low"] > 0) | (results["ci_high"] < 0)
+        results["significant"] = significant.fillna(False).astype(bool)
+        better = (results["effect"] > 0) == results.pop("higher_is_better").astype(bool)
+        decision = np.where(
+            results["error"] != "",
+            "error",
+            np.where(
+                ~results["significant"],
+                "inconclusive",
+                np.where(
+                    better, "win", np.where(results["guardrail"], "guardrail violated", "loss")
+                ),
+            ),
+        )
+        results["decision"] = decision
+        extra = [c for c in results.columns if c not in RESULT_COLUMNS]
+        return results[RESULT_COLUMNS + extra]
+
+    # ------------------------------------------------------------------ timeline
+
+    def timeline(
+        self,
+        metric: object,
+        freq: str = "D",
+        method: str = "ttest",
+        relative: bool = False,
+        cuped: object = None,
+        alpha: float = 0.05,
+    ) -> pd.DataFrame:
+        """Cumulative results by exposure period: row k uses every unit first exposed in
+        periods 1..k (sums are additive, so one group-by by period is enough)."""
+        if self.date is None:
+            raise InvalidArgumentError("date", "timeline needs Analyzer(..., date=COLUMN)")
+        freq = check_choice("freq", freq, tuple(FREQUENCIES))
+        method = check_choice("method", method, METHODS)
+        alpha = check_alpha(alpha)
+        (resolved,) = self._resolve_metrics(
+            [metric] if not isinstance(metric, list) else metric, cuped
+        )
+        table = self._query([resolved], frequency=freq).collect()
+        self._check_groups(table)
+        if table[PERIOD].isna().any():
+            raise InvalidArgumentError("date", f"column {self.date!r} has null values")
+        table = table.sort_values(PERIOD, kind="stable")
+        # every (experiment, variant) gets every period of its experiment, then cumulate
+        index = (
+            table[[self.experiment, PERIOD]]
+            .drop_duplicates()
+            .merge(table[[self.experiment, self.variant]].drop_duplicates(), on=self.experiment)
+        )
+        table = index.merge(table, how="left", on=[self.experiment, self.variant, PERIOD])
+        sums = [c for c in table.columns if c == "n" or c.startswith(f"{resolved.name}.")]
+        table[sums] = table[sums].fillna(0.0)
+        table = table.sort_values([self.experiment, self.variant, PERIOD], kind="stable")
+        table[sums] = table.groupby([self.experiment, self.variant], sort=False)[sums].cumsum()
+        table.insert(1, "segment", ALL_UNITS)
+        frame = self._compare(
+            table, resolved, method=method, relative=relative, alpha=alpha, keys=[PERIOD]
+        )
+        frame = frame.sort_values(["experiment", "variant", PERIOD], kind="stable")
+        frame = frame.drop(columns=["p_adjusted", "decision", "srm_p_value", "srm_mismatch"])
+        frame["significant"] = (
+            frame["p_value"] < alpha
+            if method == "ttest"
+            else ((frame["ci_low"] > 0) | (frame["ci_high"] < 0))
+        )
+        frame = frame.drop(columns=["higher_is_better"]).reset_index(drop=True)
+        frame.attrs.update(
+            self._provenance("timeline", {"metric": vars(resolved), "freq": freq,
+                                          "method": method, "relative": relative,
+                                          "alpha": alpha}, table)
+        )  # fmt: skip
+        return frame
+
+    # ------------------------------------------------------------------ explain, report
+
+    def explain(self, metrics: object = None, segments: Sequence[str] | None = None) -> str:
+        """The sufficient-statistics query the engine runs (SQL for DuckDB)."""
+        resolved = self._resolve_metrics(metrics, None) if metrics is not None else []
+        by = [segments] if isinstance(segments, str) else list(segments or [])[:1]
+        return explain(self._query(resolved, by=by), self.source.engine)
+
+    def report(self, path, metrics: object, **options: Any):
+        """Write a self-contained HTML report of :meth:`analyze` (and the timeline when a
+        ``date`` column is known) to ``path``, atomically."""
+        from splitlab.analyzer.report import write_report
+
+        return write_report(self, path, metrics, **options)
+
+    def _provenance(
+        self, what: str, parameters: dict[str, Any], statistics: pd.DataFrame
+    ) -> dict[str, Any]:
+        return {
+            "splitlab_version": splitlab.__version__,
+            "call": what,
+            "parameters": parameters,
+            "columns": {
+                "experiment": self.experiment,
+                "variant": self.variant,
+                "control": self.control if isinstance(self.control, str) else dict(self.control),
+                "unit": self.unit,
+                "date": self.date,
+            },
+            "source": {"engine": self.source.engine, **self.source.description},
+            "input_fingerprint": _fingerprint(statistics),
+        }
+
+
+def _boolean():
+    import narwhals as nw
+
+    return nw.Boolean
+
+
+def _sums(pairs: pd.DataFrame, metric: Metric, side: str) -> dict[str, np.ndarray]:
+    prefix = f"{metric.name}."
+    names = ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy") if metric.x else ("sum_y", "sum_y2")
+    sums = {name: pairs[f"{prefix}{name}_{side}"].to_numpy(dtype=float) for name in names}
+    sums["n"] = pairs[f"n_{side}"].to_numpy(dtype=float)
+    return sums
+
+
+def _metric_test(
+    pairs: pd.DataFrame, metric: Metric, method: str, relative: bool, alpha: float
+) -> dict[str, np.ndarray]:
+    """Run the metric's test on every pair at once; returns result columns."""
+    control, treatment = _sums(pairs, metric, "c"), _sums(pairs, metric, "t")
+    extra: dict[str, np.ndarray] = {}
+    errors = RowErrors((len(pairs),))
+    if metric.kind == "proportion":
+        for side, sums in (("control", control), ("variant", treatment)):
+            errors.flag(
+                ~np.isclose(sums["sum_y2"], sums["sum_y"], rtol=1e-9, atol=1e-9),
+                f"column {metric.y!r} has values other than 0 and 1 in {side}",
+            )
+    if metric.kind == "ratio":
+        arms = [JointMoments.from_sums(**s) for s in (control, treatment)]
+        result: EffectResult = ratio_test(*arms, alpha=alpha, relative=relative)
+        means = [a.mean_y / np.where(a.mean_x == 0, np.nan, a.mean_x) for a in arms]
+    elif metric.x is not None:
+        arms = [JointMoments.from_sums(**s) for s in (control, treatment)]
+        result = cuped_test(*arms, alpha=alpha, relative=relative)
+        means = [a.mean_y for a in arms]
+        extra = {"variance_reduction": result.variance_reduction, "theta": result.theta}
+    else:
+        if metric.kind == "proportion":
+            arms = [
+                Moments.from_proportions(np.round(s["sum_y"]), s["n"]) for s in (control, treatment)
+            ]
+        else:
+            arms = [
+                Moments.from_sums(s["n"], s["sum_y"], s["sum_y2"]) for s in (control, treatment)
+            ]
+        result = ttest(*arms, alpha=alpha, relative=relative)
+        means = [a.mean for a in arms]
+    if method == "bayes":
+        difference = Difference(
+            np.asarray(result.effect, dtype=float),
+            np.asarray(result.se, dtype=float),
+            None,
+            RowErrors.from_messages(np.atleast_1d(result.error)),
+        )
+        result = gaussian_posterior(difference, prior=None, alpha=alpha, relative=relative)
+        extra.update(
+            chance_to_win=result.chance_to_win,
+            risk_control=result.risk_control,
+            risk_variant=result.risk_treatment,
+        )
+    error = np.atleast_1d(np.asarray(result.error, dtype=object)).copy()
+    own = errors.messages
+    error = np.where(own != "", own, error)
+    mean_c, mean_t = (np.atleast_1d(np.asarray(m, dtype=float)) for m in means)
+    effect = np.atleast_1d(np.asarray(result.effect, dtype=float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative_effect = effect if relative else effect / np.abs(mean_c)
+    columns = {
+        "mean_control": mean_c,
+        "mean_variant": mean_t,
+        "effect": effect,
+        "relative_effect": relative_effect,
+        "se": result.se,
+        "ci_low": result.ci_low,
+        "ci_high": result.ci_high,
+        "p_value": result.p_value if result.p_value is not None else np.nan,
+        "method": result.method,
+        "scale": result.scale,
+        "error": error,
+        **extra,
+    }
+    bad = error != ""
+    if bad.any():
+        for name in ("effect", "relative_effect", "se", "ci_low", "ci_high", "p_value"):
+            values = np.array(np.broadcast_to(columns[name], bad.shape), dtype=float)
+            values[bad] = np.nan
+            columns[name] = values
+    return columns
