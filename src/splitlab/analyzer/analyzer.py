@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 
@@ -112,7 +113,7 @@ class Analyzer:
                 argument, f"column {column!r} is not in the source (columns: {available})"
             )
         dtype = self._schema[column]
-        if numeric and not (dtype.is_numeric() or dtype == _boolean()):
+        if numeric and not (dtype.is_numeric() or dtype == nw.Boolean):
             raise InvalidArgumentError(
                 argument, f"column {column!r} must be numeric, but its type is {dtype}"
             )
@@ -497,12 +498,6 @@ class Analyzer:
             "source": {"engine": self.source.engine, **self.source.description},
             "input_fingerprint": _fingerprint(statistics),
         }
-
-
-def _boolean():
-    import narwhals as nw
-
-    return nw.Boolean
 
 
 def _sums(pairs: pd.DataFrame, metric: Metric, side: str) -> dict[str, np.ndarray]:
