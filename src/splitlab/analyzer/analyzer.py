@@ -240,14 +240,16 @@ class Analyzer:
         for experiment, group in overall.groupby(self.experiment, sort=True):
             variants = list(group[self.variant])
             counts = group["n"].to_numpy()
+            weights = self._weights_for(experiment, variants)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DegenerateDataWarning)
-                result = srm_test(counts, self._weights_for(experiment, variants))
+                result = srm_test(counts, weights)
             rows.append(
                 {
                     "experiment": experiment,
                     "variants": variants,
                     "counts": [int(c) for c in counts],
+                    "expected_share": [float(w) for w in weights / weights.sum()],
                     "statistic": float(result.statistic),
                     "p_value": float(result.p_value),
                     "mismatch": bool(result.p_value < SRM_ALPHA),

@@ -1,0 +1,723 @@
+"""A self-contained HTML report of an experiment readout.
+
+One file, no external assets and no JavaScript: CSS is inline and every plot is a PNG
+embedded as a ``data:`` URI, so the report can be mailed, attached to a ticket or archived
+as it is. Plots are drawn on :class:`matplotlib.figure.Figure` objects directly (never
+through ``pyplot``), which keeps report writing free of global state and safe to run from
+several threads. The file is written to a temporary file beside the target and renamed, so
+a reader never sees half a report and a failed write leaves an existing report untouched.
+
+>>> import tempfile
+>>> import pandas as pd
+>>> from splitlab import Analyzer
+>>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 50,
+...                      "revenue": [1.0, 2.0, 0.0, 2.5] * 25})
+>>> with tempfile.TemporaryDirectory() as folder:
+...     path = write_report(Analyzer(data), Path(folder) / "report.html", ["revenue"])
+...     path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+import splitlab
+from splitlab.analyzer.aggregate import PERIOD
+from splitlab.analyzer.analyzer import ALL_UNITS, SRM_ALPHA
+from splitlab.analyzer.metrics import Metric, as_metrics
+from splitlab.errors import InvalidArgumentError, SplitlabError
+
+if TYPE_CHECKING:
+    from splitlab.analyzer.analyzer import Analyzer
+
+DEFAULT_TITLE = "Experiment report"
+PANEL_COLUMNS = 3  # plot panels per figure row
+DPI = 110
+DECISION_COLOURS = {
+    "win": "#1b7f3b",
+    "loss": "#c62828",
+    "guardrail violated": "#7b1010",
+    "inconclusive": "#5f6b7a",
+}
+DECISION_CLASSES = {
+    "win": "win",
+    "loss": "loss",
+    "guardrail violated": "guardrail",
+    "inconclusive": "inconclusive",
+    "error": "error",
+}
+SRM_COLOUR = "#c62828"
+# a report is meant to be shared; NamedTemporaryFile would leave it readable by its owner only
+NEW_FILE_MODE = 0o644
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2430;
+       max-width: 1280px; margin: 0 auto; padding: 1.5rem 2rem 3rem; line-height: 1.45; }
+h1 { margin-bottom: 0.2rem; }
+h2 { border-bottom: 2px solid #dde3ea; padding-bottom: 0.2rem; margin-top: 2.2rem; }
+h3 { margin-bottom: 0.4rem; }
+.meta { color: #5f6b7a; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.88rem; }
+th, td { border: 1px solid #dde3ea; padding: 0.25rem 0.55rem; text-align: left;
+         vertical-align: top; }
+th { background: #f3f5f8; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.win td { background: #e6f4ea; }
+tr.loss td { background: #fdecea; }
+tr.guardrail td { background: #f6cfcd; font-weight: 600; }
+tr.error td { color: #6b6b6b; font-style: italic; }
+td.decision { font-weight: 600; }
+.alert { border-left: 5px solid #c62828; background: #fdecea; color: #5c1010;
+         padding: 0.6rem 0.9rem; margin: 0.6rem 0; }
+.ok { border-left: 5px solid #1b7f3b; background: #e6f4ea; padding: 0.6rem 0.9rem;
+      margin: 0.6rem 0; }
+.note { color: #5f6b7a; font-size: 0.9rem; }
+.badge { display: inline-block; background: #c62828; color: #fff; border-radius: 3px;
+         padding: 0 0.35rem; font-size: 0.75rem; font-weight: 700; margin-left: 0.4rem; }
+figure { margin: 0.8rem 0 1.6rem; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eef1f4; }
+figcaption { color: #5f6b7a; font-size: 0.9rem; }
+pre { background: #f6f8fa; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
+"""
+
+
+def write_report(
+    analyzer: Analyzer,
+    path: str | os.PathLike[str],
+    metrics: object,
+    *,
+    title: str | None = None,
+    freq: str = "D",
+    **analyze_options: Any,
+) -> Path:
+    """Write an HTML report of ``analyzer.analyze(metrics, **analyze_options)`` to ``path``.
+
+    The report holds the provenance of the results, the sample-ratio check per experiment,
+    the results table, a forest plot of the effects and — when the analyzer knows a
+    ``date`` column — the cumulative effect over time per metric (periods of ``freq``:
+    "D", "W" or "M"), computed with the same ``method``, ``relative``, ``cuped`` and
+    ``alpha``. The parent directory of ``path`` must exist. Returns the path written.
+    """
+    target = _check_path(path)
+    if title is not None and not isinstance(title, str):
+        raise InvalidArgumentError("title", f"must be a string or None, got {type(title).__name__}")
+    results = analyzer.analyze(metrics, **analyze_options)
+    srm = analyzer.srm()
+    timelines = _timelines(analyzer, metrics, freq, analyze_options)
+    document = _document(analyzer, results, srm, timelines, title or DEFAULT_TITLE)
+    _write_atomically(target, document)
+    return target
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def _check_path(path: object) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentError("path", f"must be a file path, got {type(path).__name__}")
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidArgumentError("path", f"{str(target)!r} is a directory, not a file")
+    if not target.parent.is_dir():
+        raise InvalidArgumentError(
+            "path", f"directory {str(target.parent)!r} does not exist; create it first"
+        )
+    return target
+
+
+def _timelines(
+    analyzer: Analyzer, metrics: object, freq: str, options: Mapping[str, Any]
+) -> dict[str, pd.DataFrame | str]:
+    """Per metric name: the cumulative timeline, or why there is none."""
+    if analyzer.date is None:
+        return {}
+    shared = {key: options[key] for key in ("method", "relative", "alpha") if key in options}
+    cuped = options.get("cuped")
+    timelines: dict[str, pd.DataFrame | str] = {}
+    for metric in as_metrics(metrics):
+        own_cuped = (
+            {name: column for name, column in cuped.items() if name == metric.name}
+            if isinstance(cuped, Mapping)
+            else cuped
+        )
+        try:
+            timelines[metric.name] = analyzer.timeline(metric, freq, cuped=own_cuped, **shared)
+        except SplitlabError as exc:
+            timelines[metric.name] = str(exc)
+    return timelines
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    mode = target.stat().st_mode & 0o777 if target.exists() else NEW_FILE_MODE
+    handle = tempfile.NamedTemporaryFile(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, mode)
+        os.replace(handle.name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handle.name)
+        raise
+
+
+# ---------------------------------------------------------------------- formatting
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _missing(value: object) -> bool:
+    try:
+        return value is None or math.isnan(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _number(value: object, digits: int = 4) -> str:
+    return "—" if _missing(value) else f"{float(value):.{digits}g}"  # type: ignore[arg-type]
+
+
+def _count(value: object) -> str:
+    return "—" if _missing(value) else f"{round(float(value)):,}"  # type: ignore[arg-type]
+
+
+def _percent(value: object, signed: bool = True) -> str:
+    if _missing(value):
+        return "—"
+    return f"{float(value):+.2%}" if signed else f"{float(value):.2%}"  # type: ignore[arg-type]
+
+
+def _p_value(value: object) -> str:
+    if _missing(value):
+        return "—"
+    return "&lt; 0.0001" if float(value) < 1e-4 else f"{float(value):.4f}"  # type: ignore[arg-type]
+
+
+def _p_statement(value: object) -> str:
+    text = _p_value(value)
+    return f"p {text}" if text.startswith("&lt;") else f"p = {text}"
+
+
+def _effect(row: pd.Series) -> str:
+    """Effect and interval with one number of decimals, set by the interval's width
+    (three significant digits of it), so that the three numbers line up."""
+    values = [row[name] for name in ("effect", "ci_low", "ci_high")]
+    if any(_missing(value) for value in values):
+        return "—" if _missing(values[0]) else f"{float(values[0]):+.4g}"
+    effect, low, high = (float(value) for value in values)
+    scale = 100.0 if row["scale"] == "relative" else 1.0
+    width = (high - low) * scale
+    decimals = min(8, max(0, 2 - math.floor(math.log10(width)))) if width > 0 else 4
+    unit = "%" if scale == 100.0 else ""
+    low_text, effect_text, high_text = (
+        f"{value * scale:+.{decimals}f}{unit}" for value in (low, effect, high)
+    )
+    return f"{effect_text} [{low_text}, {high_text}]"
+
+
+def _plain(text: object) -> str:
+    """User text for matplotlib: a ``$`` would otherwise start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _shorten(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _png(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    figure.clear()
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _image(figure: Figure, alt: str, caption: str) -> str:
+    return (
+        f'<figure><img src="data:image/png;base64,{_png(figure)}" alt="{_e(alt)}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _table(headers: list[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{header}</th>" for header in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+# ---------------------------------------------------------------------- document
+
+
+def _document(
+    analyzer: Analyzer,
+    results: pd.DataFrame,
+    srm: pd.DataFrame,
+    timelines: Mapping[str, pd.DataFrame | str],
+    title: str,
+) -> str:
+    mismatched = set(srm.loc[srm["mismatch"], "experiment"]) if len(srm) else set()
+    sections = [
+        _header(results, title),
+        _summary(results, srm, mismatched),
+        _srm_section(analyzer, srm),
+        _results_section(results, mismatched),
+        _forest_section(results, mismatched),
+    ]
+    if timelines:
+        sections.append(_timeline_section(timelines, mismatched, analyzer))
+    sections.append(_provenance_section(results))
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(sections)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def _header(results: pd.DataFrame, title: str) -> str:
+    attrs = results.attrs
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    version = attrs.get("splitlab_version", splitlab.__version__)
+    source = attrs.get("source", {})
+    described = ", ".join(f"{key}: {value}" for key, value in source.items())
+    return (
+        f"<header><h1>{_e(title)}</h1>"
+        f'<p class="meta">splitlab {_e(version)} · generated {_e(generated)} · '
+        f"source {_e(described or 'unknown')} · input fingerprint "
+        f"<code>{_e(attrs.get('input_fingerprint', '—'))}</code></p></header>"
+    )
+
+
+def _summary(results: pd.DataFrame, srm: pd.DataFrame, mismatched: set) -> str:
+    counts = results["decision"].value_counts()
+    parts = [
+        f"{int(counts.get(decision, 0))} {label}"
+        for decision, label in (
+            ("win", "win(s)"),
+            ("loss", "loss(es)"),
+            ("guardrail violated", "guardrail violation(s)"),
+            ("inconclusive", "inconclusive"),
+            ("error", "without a result"),
+        )
+        if counts.get(decision, 0) or decision in ("win", "loss", "inconclusive")
+    ]
+    text = (
+        f"<p>{len(results)} comparison(s) across {results['experiment'].nunique()} "
+        f"experiment(s) and {results['metric'].nunique()} metric(s): {', '.join(parts)}.</p>"
+    )
+    if mismatched:
+        names = ", ".join(_e(name) for name in sorted(mismatched, key=str))
+        text += (
+            f'<div class="alert"><strong>Sample-ratio mismatch in {len(mismatched)} of '
+            f"{len(srm)} experiment(s): {names}.</strong> Their results should not be "
+            "trusted; see the sample-ratio check below.</div>"
+        )
+    return f"<section><h2>Summary</h2>{text}</section>"
+
+
+def _srm_section(analyzer: Analyzer, srm: pd.DataFrame) -> str:
+    parts = [
+        "<section><h2>Sample-ratio check</h2>",
+        '<p class="note">Each experiment\'s unit counts are compared with the planned split '
+        f"(chi-square test). A p-value below {SRM_ALPHA:g} is flagged as a mismatch.</p>",
+    ]
+    for record in srm.itertuples(index=False):
+        experiment = record.experiment
+        counts = np.asarray(record.counts, dtype=float)
+        planned = np.asarray(record.expected_share, dtype=float)
+        total = counts.sum()
+        control = _control_of(analyzer, experiment)
+        rows = []
+        for variant, count, share in zip(record.variants, counts, planned, strict=True):
+            label = _e(variant)
+            if variant == control and str(variant) != "control":
+                label += " <em>(control)</em>"
+            observed = count / total if total else float("nan")
+            rows.append(
+                f"<tr><td>{label}</td><td class='num'>{_count(count)}</td>"
+                f"<td class='num'>{_percent(observed, signed=False)}</td>"
+                f"<td class='num'>{_percent(share, signed=False)}</td></tr>"
+            )
+        verdict = (
+            f"{_p_statement(record.p_value)} (χ² = {_number(record.statistic)})"
+            if not record.error
+            else f"no test: {_e(record.error)}"
+        )
+        parts.append(f"<h3>{_e(experiment)}</h3>")
+        if record.mismatch:
+            parts.append(
+                f'<div class="alert"><strong>Sample-ratio mismatch ({verdict}).</strong> '
+                "The observed split differs from the planned split by more than chance "
+                "explains: assignment, exposure logging or data filtering is likely broken. "
+                f"The results of experiment <strong>{_e(experiment)}</strong> should not be "
+                "trusted until the cause is found.</div>"
+            )
+        else:
+            parts.append(f'<div class="ok">Split as planned — {verdict}.</div>')
+        parts.append(_table(["Variant", "Units", "Observed share", "Planned share"], rows))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _experiment_major(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by experiment, in order of first appearance, otherwise as they were:
+    a reader goes through one experiment at a time."""
+    order = {name: index for index, name in enumerate(dict.fromkeys(frame["experiment"]))}
+    ranks = frame["experiment"].map(order).to_numpy()
+    return frame.iloc[np.argsort(ranks, kind="stable")]
+
+
+def _control_of(analyzer: Analyzer, experiment: object) -> object:
+    control = analyzer.control
+    return control.get(experiment) if isinstance(control, Mapping) else control
+
+
+def _results_section(results: pd.DataFrame, mismatched: set) -> str:
+    parameters = results.attrs.get("parameters", {})
+    relative = (results["scale"] == "relative").any()
+    bayes = "chance_to_win" in results.columns
+    adjusted = parameters.get("correction") is not None
+    headers = ["Experiment", "Segment", "Metric", "Variant", "n control", "n variant"]
+    headers += ["Mean control", "Mean variant", "Effect [CI]"]
+    headers += [] if relative else ["Lift"]
+    if bayes:
+        headers += ["P(variant better)", "Risk control", "Risk variant"]
+    else:
+        headers += ["p-value"] + (["Adjusted p"] if adjusted else [])
+    headers += ["Decision", "Error"]
+    rows = []
+    for _, row in _experiment_major(results).iterrows():
+        experiment = _e(row["experiment"])
+        if row["experiment"] in mismatched:
+            experiment += '<span class="badge" title="sample-ratio mismatch">SRM</span>'
+        metric = _e(row["metric"]) + (" <em>(guardrail)</em>" if row["guardrail"] else "")
+        cells = [experiment, _e(row["segment"]), metric, _e(row["variant"])]
+        numbers = [
+            _count(row["n_control"]),
+            _count(row["n_variant"]),
+            _number(row["mean_control"]),
+            _number(row["mean_variant"]),
+            _effect(row),
+        ]
+        if not relative:
+            numbers.append(_percent(row["relative_effect"]))
+        if bayes:
+            numbers += [
+                _percent(row["chance_to_win"], signed=False),
+                _number(row["risk_control"], 3),
+                _number(row["risk_variant"], 3),
+            ]
+        else:
+            numbers.append(_p_value(row["p_value"]))
+            if adjusted:
+                numbers.append(_p_value(row["p_adjusted"]))
+        decision = str(row["decision"])
+        css = DECISION_CLASSES.get(decision, "")
+        rows.append(
+            f'<tr class="{css}">'
+            + "".join(f"<td>{cell}</td>" for cell in cells)
+            + "".join(f'<td class="num">{cell}</td>' for cell in numbers)
+            + f'<td class="decision">{_e(decision)}</td><td>{_e(row["error"])}</td></tr>'
+        )
+    scale = "relative (lift over the control mean)" if relative else "absolute (variant − control)"
+    method = parameters.get("method", "ttest")
+    alpha = parameters.get("alpha", 0.05)
+    explanation = (
+        f"Effects are {scale} with {1 - alpha:.0%} intervals; method {_e(method)}"
+        + (f", p-values adjusted with {_e(parameters['correction'])}" if adjusted else "")
+        + ". Green rows are wins, red rows losses (dark red: a guardrail metric got worse)."
+    )
+    return (
+        f'<section><h2>Results</h2><p class="note">{explanation}</p>'
+        f"{_table(headers, rows)}</section>"
+    )
+
+
+# ---------------------------------------------------------------------- plots
+
+
+def _row_label(experiment: object, segment: object, variant: object) -> str:
+    parts = [str(experiment)] + ([] if segment == ALL_UNITS else [str(segment)]) + [str(variant)]
+    return _shorten(" · ".join(parts))
+
+
+def _forest_figure(results: pd.DataFrame, mismatched: set) -> Figure:
+    keys = ["experiment", "segment", "variant"]
+    rows = _experiment_major(results[keys].drop_duplicates()).reset_index(drop=True)
+    position = {tuple(key): index for index, key in enumerate(rows.itertuples(index=False))}
+    labels = [_plain(_row_label(*key)) for key in position]
+    metrics = list(dict.fromkeys(results["metric"]))
+    columns = min(len(metrics), PANEL_COLUMNS)
+    lines = math.ceil(len(metrics) / columns)
+    label_width = 0.6 + 0.065 * max(len(label) for label in labels)
+    panel_height = 0.9 + 0.28 * len(rows)
+    figure = Figure(
+        figsize=(label_width + 3.4 * columns, 0.5 + panel_height * lines), layout="constrained"
+    )
+    axes = figure.subplots(lines, columns, sharey=True, squeeze=False).ravel()
+    experiments = list(dict.fromkeys(rows["experiment"]))
+    for ax, metric in zip(axes, metrics, strict=False):
+        subset = results[results["metric"] == metric]
+        y = np.array([position[tuple(key)] for key in subset[keys].itertuples(index=False)])
+        # alternate shading groups the rows of one experiment
+        for number, experiment in enumerate(experiments):
+            if number % 2:
+                block = np.flatnonzero(rows["experiment"].to_numpy() == experiment)
+                ax.axhspan(block.min() - 0.5, block.max() + 0.5, color="#f1f3f6", zorder=0)
+        ax.axvline(0.0, color="#222222", linewidth=0.9, zorder=2)
+        effect = subset["effect"].to_numpy(dtype=float)
+        low = subset["ci_low"].to_numpy(dtype=float)
+        high = subset["ci_high"].to_numpy(dtype=float)
+        known = np.isfinite(effect) & np.isfinite(low) & np.isfinite(high)
+        decisions = subset["decision"].to_numpy()
+        for decision, colour in DECISION_COLOURS.items():
+            chosen = known & (decisions == decision)
+            if chosen.any():
+                ax.errorbar(
+                    effect[chosen],
+                    y[chosen],
+                    xerr=[effect[chosen] - low[chosen], high[chosen] - effect[chosen]],
+                    fmt="o",
+                    color=colour,
+                    markersize=5,
+                    capsize=3,
+                    linewidth=1.4,
+                    zorder=3,
+                )
+        for row_position in y[~known]:
+            ax.text(
+                0.5,
+                row_position,
+                "no result",
+                transform=ax.get_yaxis_transform(),
+                ha="center",
+                va="center",
+                color="#888888",
+                fontsize=8,
+                style="italic",
+            )
+        relative = (subset["scale"] == "relative").any()
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+        if relative:
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xlabel("relative lift" if relative else "effect (variant − control)", fontsize=9)
+        guardrail = " (guardrail)" if subset["guardrail"].any() else ""
+        ax.set_title(_plain(_shorten(str(metric), 40)) + guardrail, fontsize=10, fontweight="bold")
+        ax.grid(axis="x", color="#e3e7ec", linewidth=0.6)
+        ax.tick_params(labelsize=8)
+        ax.margins(x=0.08)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)
+    for ax in axes[::columns]:
+        ax.set_yticks(range(len(rows)), labels)
+        for tick, experiment in zip(ax.get_yticklabels(), rows["experiment"], strict=True):
+            if experiment in mismatched:
+                tick.set_color(SRM_COLOUR)
+                tick.set_fontweight("bold")
+    present = set(results["decision"])
+    handles = [
+        Line2D([], [], color=colour, marker="o", linestyle="-", label=decision)
+        for decision, colour in DECISION_COLOURS.items()
+        if decision in present
+    ]
+    if mismatched:
+        handles.append(
+            Line2D([], [], color=SRM_COLOUR, marker="s", linestyle="", label="red label: SRM")
+        )
+    if handles:
+        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+    return figure
+
+
+def _forest_section(results: pd.DataFrame, mismatched: set) -> str:
+    figure = _forest_figure(results, mismatched)
+    caption = (
+        "Effect and interval per experiment · segment · variant, one panel per metric; "
+        "the vertical line marks no effect. Labels in red belong to experiments with a "
+        "sample-ratio mismatch."
+    )
+    return f"<section><h2>Effects</h2>{_image(figure, 'Forest plot of effects', caption)}</section>"
+
+
+def _panel_grid(columns: int, lines: int, *, width: float, height: float) -> Figure:
+    """A figure for ``lines`` × ``columns`` panels of ``width`` × ``height`` inches with fixed
+    margins: the panels carry only numbers and dates as tick labels, so the margins are
+    known in advance, and a fixed layout draws twice as fast as a constrained one."""
+    left, right, top, bottom, gap_x, gap_y = 0.65, 0.2, 0.65, 0.55, 0.6, 0.85
+    total_width = left + right + columns * width + (columns - 1) * gap_x
+    total_height = top + bottom + lines * height + (lines - 1) * gap_y
+    figure = Figure(figsize=(total_width, total_height))
+    figure.subplots_adjust(
+        left=left / total_width,
+        right=1 - right / total_width,
+        top=1 - top / total_height,
+        bottom=bottom / total_height,
+        wspace=gap_x / width,
+        hspace=gap_y / height,
+    )
+    return figure
+
+
+def _timeline_figure(
+    metric: str, timeline: pd.DataFrame, mismatched: set, analyzer: Analyzer
+) -> Figure:
+    experiments = list(dict.fromkeys(timeline["experiment"]))
+    columns = min(len(experiments), PANEL_COLUMNS)
+    lines = math.ceil(len(experiments) / columns)
+    figure = _panel_grid(columns, lines, width=3.7, height=2.2)
+    axes = figure.subplots(lines, columns, squeeze=False).ravel()
+    variants = list(dict.fromkeys(timeline["variant"]))
+    palette = {variant: f"C{index % 10}" for index, variant in enumerate(variants)}
+    relative = (timeline["scale"] == "relative").any()
+    for ax, experiment in zip(axes, experiments, strict=False):
+        subset = timeline[timeline["experiment"] == experiment]
+        control = _control_of(analyzer, experiment)
+        for variant, group in subset.groupby("variant", sort=False):
+            group = group.sort_values(PERIOD)
+            when = pd.to_datetime(group[PERIOD]).to_numpy()
+            effect = group["effect"].to_numpy(dtype=float)
+            low = group["ci_low"].to_numpy(dtype=float)
+            high = group["ci_high"].to_numpy(dtype=float)
+            known = np.isfinite(effect) & np.isfinite(low) & np.isfinite(high)
+            colour = palette[variant]
+            ax.fill_between(when[known], low[known], high[known], color=colour, alpha=0.18)
+            ax.plot(
+                when[known],
+                effect[known],
+                color=colour,
+                linewidth=1.6,
+                marker="o" if known.sum() <= 31 else None,
+                markersize=2.5,
+                label=_plain(_shorten(f"{variant} vs {control}", 30)),
+            )
+        ax.axhline(0.0, color="#222222", linewidth=0.9)
+        flagged = experiment in mismatched
+        ax.set_title(
+            _plain(_shorten(str(experiment), 40)) + (" — SRM, do not trust" if flagged else ""),
+            fontsize=10,
+            fontweight="bold",
+            color=SRM_COLOUR if flagged else "#1d2430",
+        )
+        locator = AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        if relative:
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.grid(color="#e3e7ec", linewidth=0.6)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=8, loc="best", frameon=False)
+    for ax in axes[len(experiments) :]:
+        ax.set_visible(False)
+    figure.suptitle(
+        _plain(_shorten(metric, 60)) + (": cumulative lift" if relative else ": cumulative effect"),
+        fontsize=11,
+        fontweight="bold",
+    )
+    return figure
+
+
+def _timeline_section(
+    timelines: Mapping[str, pd.DataFrame | str], mismatched: set, analyzer: Analyzer
+) -> str:
+    parts = [
+        "<section><h2>Over time</h2>",
+        '<p class="note">Cumulative effect by exposure period: each point uses every unit '
+        "exposed up to that period; the band is the interval at that point. These are "
+        "fixed-horizon intervals: reading them repeatedly overstates certainty.</p>",
+    ]
+    for metric, timeline in timelines.items():
+        parts.append(f"<h3>{_e(metric)}</h3>")
+        if isinstance(timeline, str):
+            parts.append(f'<p class="note">No timeline: {_e(timeline)}</p>')
+            continue
+        figure = _timeline_figure(metric, timeline, mismatched, analyzer)
+        parts.append(
+            _image(
+                figure,
+                f"Cumulative effect of {metric} over time",
+                f"{metric}: cumulative effect per variant, one panel per experiment.",
+            )
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------- provenance
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _provenance_section(results: pd.DataFrame) -> str:
+    attrs = results.attrs
+    parameters = dict(attrs.get("parameters", {}))
+    metric_specs = parameters.pop("metrics", [])
+    facts = [
+        ("splitlab version", attrs.get("splitlab_version", splitlab.__version__)),
+        ("input fingerprint", attrs.get("input_fingerprint", "—")),
+        ("source", _json(attrs.get("source", {}))),
+        ("columns", _json(attrs.get("columns", {}))),
+        *((name, _json(value)) for name, value in parameters.items()),
+    ]
+    rows = [
+        f"<tr><th>{_e(name)}</th><td><code>{_e(value)}</code></td></tr>" for name, value in facts
+    ]
+    metric_rows = []
+    for spec in metric_specs:
+        metric = Metric(**spec) if isinstance(spec, Mapping) else spec
+        metric_rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{_e(value)}</td>"
+                for value in (
+                    metric.name,
+                    metric.kind,
+                    " / ".join(metric.columns),
+                    metric.covariate or "—",
+                    metric.winsorize or "—",
+                    "higher" if metric.higher_is_better else "lower",
+                    "yes" if metric.guardrail else "no",
+                )
+            )
+            + "</tr>"
+        )
+    metrics_table = _table(
+        ["Metric", "Kind", "Columns", "Covariate", "Winsorize", "Better", "Guardrail"],
+        metric_rows,
+    )
+    return (
+        "<section><h2>Provenance</h2>"
+        f"<table><tbody>{''.join(rows)}</tbody></table>{metrics_table}"
+        f"<details><summary>Raw provenance (JSON)</summary><pre>"
+        f"{_e(json.dumps(attrs, default=str, indent=2, ensure_ascii=False))}</pre></details>"
+        "</section>"
+    )
