@@ -268,6 +268,16 @@ def test_one_bad_row_does_not_fail_the_batch():
     close(result.p_value[0], single.p_value, rtol=0)
 
 
+@pytest.mark.parametrize("relative", [False, True])
+@pytest.mark.parametrize("equal_var", [False, True])
+def test_empty_and_single_unit_groups_are_row_errors_not_numpy_warnings(relative, equal_var):
+    control = Moments(n=[0, 1, 0, 30], mean=[0.0, 1.0, 0.0, 1.0], var=[0.0, 0.0, 0.0, 1.0])
+    treatment = Moments(n=[0, 5, 7, 30], mean=[0.0, 1.0, 2.0, 1.2], var=[0.0, 1.0, 1.0, 1.0])
+    with pytest.warns(DegenerateDataWarning, match="3 of 4"):
+        result = ttest(control, treatment, relative=relative, equal_var=equal_var)
+    assert list(result.error[:3]) == ["n < 2 in control"] * 3 and result.error[3] == ""
+
+
 def test_zero_variance_in_one_group_is_legal():
     result = ttest(Moments(50, 1.0, 0.0), Moments(50, 1.3, 1.0))
     assert result.error == "" and np.isfinite(result.p_value)

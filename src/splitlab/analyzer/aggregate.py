@@ -19,7 +19,10 @@ import pandas as pd
 from splitlab.analyzer.metrics import Metric
 
 PERIOD = "period"
-FREQUENCIES = {"D": "1d", "W": "1w", "M": "1mo"}
+# the engine groups by day; weeks and months are summed from days in Query.collect, because
+# narwhals has no weekly truncate for DuckDB and Spark, and Spark truncates a month of a
+# session-time-zone timestamp to a local midnight that comes back shifted
+FREQUENCIES = {"D": "day", "W": "week", "M": "month"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Query:
     frame: nw.LazyFrame
     keys: list[str]
     metrics: list[Metric]
+    frequency: str | None = None
 
     def collect(self) -> pd.DataFrame:
         table = self.frame.collect().to_pandas()
@@ -38,16 +42,25 @@ class Query:
                 renames[f"__m{index}_{part}"] = f"{metric.name}.{part}"
         table = table.rename(columns=renames)
         table["n"] = table["n"].astype(float)
+        if PERIOD in table:
+            # engines return dates as date objects (DuckDB, Spark) or datetime64 (polars)
+            table[PERIOD] = pd.to_datetime(table[PERIOD])
+            if self.frequency in ("W", "M"):
+                # daily sums add up to Monday-based weeks and calendar months
+                day = table[PERIOD]
+                table[PERIOD] = (
+                    day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+                    if self.frequency == "W"
+                    else day.dt.to_period("M").dt.start_time
+                )
+                table = table.groupby(self.keys, sort=False, dropna=False).sum().reset_index()
         return table.sort_values(self.keys, na_position="last", kind="stable").reset_index(
             drop=True
         )
 
 
-def _period(date: str, frequency: str) -> nw.Expr:
-    expression = nw.col(date)
-    if frequency == "D":
-        return expression.cast(nw.Date).alias(PERIOD)
-    return expression.cast(nw.Datetime).dt.truncate(FREQUENCIES[frequency]).alias(PERIOD)
+def _period(date: str) -> nw.Expr:
+    return nw.col(date).cast(nw.Date).alias(PERIOD)
 
 
 def build_query(
@@ -71,7 +84,11 @@ def build_query(
     lazy = frame.select(*selected)
     if values:
         lazy = lazy.with_columns(
-            nw.col(column).cast(nw.Float64).fill_null(0.0) for column in values
+            # NaN is a missing value too: pandas NaN reaches DuckDB as NULL, while polars,
+            # Arrow and Spark keep NaN as a value, so both must become 0 for every engine
+            # to agree
+            nw.col(column).cast(nw.Float64).fill_nan(0.0).fill_null(0.0)
+            for column in values
         )
     if unit:
         sums = [nw.col(column).sum() for column in values]
@@ -79,7 +96,7 @@ def build_query(
         lazy = lazy.group_by(*group_keys, unit).agg(*sums, *first_seen)
     keys = list(group_keys)
     if date:
-        lazy = lazy.with_columns(_period(date, frequency or "D"))
+        lazy = lazy.with_columns(_period(date))
         keys.append(PERIOD)
 
     winsorized = [(i, m) for i, m in enumerate(metrics) if m.winsorize is not None]
@@ -118,7 +135,7 @@ def build_query(
                 (x * x).sum().alias(f"__m{index}_sum_x2"),
                 (x * y).sum().alias(f"__m{index}_sum_xy"),
             ]
-    return Query(lazy.group_by(*keys).agg(*aggregations), keys, metrics)
+    return Query(lazy.group_by(*keys).agg(*aggregations), keys, metrics, frequency)
 
 
 def explain(query: Query, engine: str) -> str:

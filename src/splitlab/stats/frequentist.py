@@ -51,8 +51,8 @@ class Difference:
 
 def welch_df(var_c, n_c, var_t, n_t) -> np.ndarray:
     """Welch-Satterthwaite degrees of freedom of the per-group unit variances."""
-    se2_c, se2_t = var_c / n_c, var_t / n_t
     with np.errstate(invalid="ignore", divide="ignore"):
+        se2_c, se2_t = var_c / n_c, var_t / n_t
         return (se2_c + se2_t) ** 2 / (se2_c**2 / (n_c - 1) + se2_t**2 / (n_t - 1))
 
 
