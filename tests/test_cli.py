@@ -1,43 +1,314 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
+import pandas as pd
+import pytest
 from scipy import stats
 
-from splitlab.cli import demo_experiment, demo_results, main
+from splitlab import Analyzer, Metric, sample_size
+from splitlab.analyzer.demo import generate_demo_data
+from splitlab.cli import _progress, main
+from splitlab.stats.power import mde, power
+
+DEMO_UNITS = 20_000
+METRICS = [
+    Metric("converted", kind="proportion"),
+    Metric("revenue", covariate="pre_revenue"),
+    Metric("clicks_per_session", kind="ratio", numerator="clicks", denominator="sessions"),
+]
+METRIC_OPTIONS = [
+    "--proportion", "converted",
+    "--metric", "revenue",
+    "--cuped", "revenue=pre_revenue",
+    "--ratio", "clicks_per_session=clicks/sessions",
+]  # fmt: skip
 
 
-def test_demo_prints_a_readout(capsys):
-    assert main(["demo"]) == 0
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("demo")
+    generate_demo_data(directory, units=DEMO_UNITS, seed=7)
+    return directory
+
+
+def _read(directory) -> pd.DataFrame:
+    return pd.read_parquet(directory)
+
+
+def _single_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("splitlab: error: ")
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------- demo data
+
+
+def test_demo_data_is_one_row_per_unit_with_the_documented_columns(demo_dir):
+    data = _read(demo_dir)
+    assert len(data) == DEMO_UNITS and data["user_id"].is_unique
+    assert list(data.columns) == [
+        "experiment", "variant", "user_id", "exposed_at", "country",
+        "converted", "revenue", "pre_revenue", "clicks", "sessions",
+    ]  # fmt: skip
+    assert set(data["experiment"]) == {
+        "checkout-redesign", "ranker-v2", "pricing-test", "onboarding-email",
+    }  # fmt: skip
+    arms = data.groupby("experiment", observed=True)["variant"].nunique()
+    assert arms["ranker-v2"] == 3 and arms.drop("ranker-v2").eq(2).all()
+    controls = data[data["variant"] == "control"].groupby("experiment", observed=True).size()
+    assert len(controls) == 4 and (controls > 0).all()
+    assert set(data["converted"].unique()) <= {0, 1}
+    assert (data["revenue"] >= 0).all() and (data["revenue"] == 0).mean() > 0.5
+    assert (data["clicks"] >= 0).all() and (data["sessions"] >= 1).all()
+    span = data["exposed_at"].max() - data["exposed_at"].min()
+    assert pd.Timedelta(days=13) < span <= pd.Timedelta(days=14)
+    # pre-period revenue predicts revenue, which is what CUPED needs
+    assert np.corrcoef(data["revenue"], data["pre_revenue"])[0, 1] > 0.3
+
+
+def test_demo_data_is_deterministic_for_a_seed(tmp_path):
+    first = [pd.read_parquet(p) for p in generate_demo_data(tmp_path / "a", units=5_000, seed=1)]
+    again = [pd.read_parquet(p) for p in generate_demo_data(tmp_path / "b", units=5_000, seed=1)]
+    other = [pd.read_parquet(p) for p in generate_demo_data(tmp_path / "c", units=5_000, seed=2)]
+    for left, right in zip(first, again, strict=True):
+        pd.testing.assert_frame_equal(left, right)
+    assert not first[0]["revenue"].equals(other[0]["revenue"])
+
+
+def test_demo_data_rejects_too_few_units(tmp_path):
+    with pytest.raises(ValueError, match="units"):
+        generate_demo_data(tmp_path, units=10)
+
+
+def test_demo_data_generates_a_million_units_quickly(tmp_path):
+    started = time.perf_counter()
+    generate_demo_data(tmp_path, units=1_000_000)
+    assert time.perf_counter() - started < 10.0  # budget 5 s; slack for a loaded machine
+
+
+# ---------------------------------------------------------------------- demo command
+
+
+def test_demo_writes_parquet_and_a_report_and_flags_the_planted_srm(tmp_path, capsys):
+    assert main(["demo", "--units", str(DEMO_UNITS), "--dir", str(tmp_path)]) == 0
     output = capsys.readouterr().out
-    assert "revenue (CUPED)" in output and "clicks per session" in output
+    assert sorted(p.name for p in tmp_path.glob("*.parquet")) == [
+        "checkout-redesign.parquet", "onboarding-email.parquet",
+        "pricing-test.parquet", "ranker-v2.parquet",
+    ]  # fmt: skip
+    assert (tmp_path / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    srm_lines = output.split("Sample-ratio check")[1].splitlines()
+    flags = {line.split()[0]: line.split()[-1] for line in srm_lines[2:6]}
+    assert flags == {
+        "checkout-redesign": "ok", "onboarding-email": "MISMATCH",
+        "pricing-test": "ok", "ranker-v2": "ok",
+    }  # fmt: skip
+    assert "clicks_per_session" in output and "onboarding-email: sample-ratio mismatch" in output
 
 
-def test_demo_json_rows_match_an_independent_welch_test(capsys):
-    assert main(["demo", "--format", "json", "--seed", "3"]) == 0
+def test_demo_json_results_are_the_analyzer_results(tmp_path, capsys):
+    arguments = ["demo", "--units", str(DEMO_UNITS), "--dir", str(tmp_path), "--seed", "3"]
+    assert main([*arguments, "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    expected = Analyzer(tmp_path, date="exposed_at").analyze(METRICS)
+    assert len(payload["results"]) == len(expected) == 15
+    np.testing.assert_allclose(
+        [row["p_value"] for row in payload["results"]], expected["p_value"], rtol=1e-12
+    )
+    mismatch = {row["experiment"]: row["mismatch"] for row in payload["srm"]}
+    assert mismatch["onboarding-email"] and sum(mismatch.values()) == 1
+
+
+# ---------------------------------------------------------------------- analyze
+
+
+def test_analyze_json_rows_equal_the_analyzer_rows(demo_dir, capsys):
+    arguments = ["analyze", str(demo_dir), *METRIC_OPTIONS, "--segment", "country"]
+    assert main([*arguments, "--correction", "holm", "--format", "json"]) == 0
+    rows = pd.DataFrame(json.loads(capsys.readouterr().out))
+    expected = Analyzer(demo_dir).analyze(METRICS, segments=["country"], correction="holm")
+    assert list(rows.columns) == list(expected.columns)
+    for column in expected.columns:
+        if pd.api.types.is_float_dtype(expected[column]):
+            np.testing.assert_allclose(
+                rows[column].astype(float), expected[column], rtol=1e-12, equal_nan=True
+            )
+        else:
+            assert rows[column].tolist() == expected[column].tolist(), column
+
+
+def test_analyze_json_matches_an_independent_welch_test(demo_dir, capsys):
+    # options may come before the paths
+    assert main(["analyze", "--metric", "revenue", "--format", "json", str(demo_dir)]) == 0
     rows = json.loads(capsys.readouterr().out)
-    data = demo_experiment(seed=3)
-    control = data["revenue"][data["variant"] == "control"]
-    treatment = data["revenue"][data["variant"] == "treatment"]
-    welch = next(r for r in rows if r["metric"] == "revenue (Welch)" and r["scale"] == "absolute")
-    reference = stats.ttest_ind(treatment, control, equal_var=False)
-    np.testing.assert_allclose(welch["p_value"], reference.pvalue, rtol=1e-9)
+    data = _read(demo_dir)
+    assert len(rows) == 5
+    for row in rows:
+        experiment = data[data["experiment"] == row["experiment"]]
+        control = experiment.loc[experiment["variant"] == "control", "revenue"]
+        treatment = experiment.loc[experiment["variant"] == row["variant"], "revenue"]
+        welch = stats.ttest_ind(treatment, control, equal_var=False)
+        interval = welch.confidence_interval(0.95)
+        assert row["n_control"] == len(control) and row["n_variant"] == len(treatment)
+        np.testing.assert_allclose(row["effect"], treatment.mean() - control.mean(), rtol=1e-9)
+        np.testing.assert_allclose(row["p_value"], welch.pvalue, rtol=1e-6)
+        np.testing.assert_allclose([row["ci_low"], row["ci_high"]], interval, rtol=1e-6)
 
 
-def test_demo_results_have_no_errors():
-    table = demo_results(demo_experiment(seed=1))
-    assert (table["error"] == "").all() and len(table) == 8
+def test_analyze_writes_nan_as_null_in_json(tmp_path, capsys):
+    data = pd.DataFrame(
+        {
+            "experiment": "e",
+            "variant": ["control", "b"] * 4,
+            "flat": 1.0,  # zero variance in both arms: no test, NaN p-value
+        }
+    )
+    data.to_parquet(tmp_path / "flat.parquet")
+    with pytest.warns(UserWarning):
+        assert main(["analyze", str(tmp_path), "--metric", "flat", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["p_value"] is None and row["error"] != ""
 
 
-def test_bad_alpha_is_reported_without_a_traceback():
+def test_analyze_table_csv_and_html_outputs(demo_dir, tmp_path, capsys):
+    assert main(["analyze", str(demo_dir), *METRIC_OPTIONS, "--method", "bayes"]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:5] == ["experiment", "metric", "variant", "effect", "ci"]
+    assert "P(win)" in table and "MISMATCH" in table
+
+    csv_path = tmp_path / "results.csv"
+    assert main(["analyze", str(demo_dir), "--metric", "revenue", "--relative",
+                 "--format", "csv", "--out", str(csv_path)]) == 0  # fmt: skip
+    written = pd.read_csv(csv_path)
+    assert len(written) == 5 and (written["scale"] == "relative").all()
+
+    html_path = tmp_path / "report.html"
+    arguments = ["analyze", str(demo_dir), "--metric", "revenue", "--date-col", "exposed_at"]
+    assert main([*arguments, "--format", "html", "--out", str(html_path)]) == 0
+    assert "revenue" in html_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["--metric", "revenu"], "'revenu'"),
+        (["--metric", "revenue", "--control", "baseline"], "'baseline'"),
+        (["--ratio", "ctr=clicks"], "--ratio"),
+        (["--ratio", "clicks/sessions"], "--ratio"),
+        (["--metric", "revenue", "--cuped", "revenue"], "--cuped"),
+        (["--metric", "revenue", "--cuped", "converted=pre_revenue"], "converted"),
+        (["--metric", "revenue", "--experiment-col", "test"], "--experiment-col"),
+        (["--metric", "variant"], "numeric"),
+        (["--metric", "revenue", "--alpha", "1.5"], "--alpha"),
+        (["--metric", "revenue", "--format", "html"], "--out"),
+        (["--segment", "country"], "--metric"),
+        (["--metric", "revenue", "--method", "magic"], "--method"),
+    ],
+)
+def test_analyze_bad_input_exits_2_with_one_line_naming_the_problem(
+    demo_dir, capsys, arguments, named
+):
+    assert main(["analyze", str(demo_dir), *arguments]) == 2
+    assert named in _single_error_line(capsys)
+
+
+def test_analyze_nonexistent_path_is_named(tmp_path, capsys):
+    missing = str(tmp_path / "no-such.parquet")
+    assert main(["analyze", missing, "--metric", "revenue"]) == 2
+    assert missing in _single_error_line(capsys)
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    missing = str(tmp_path / "missing-dir")
     completed = subprocess.run(
-        [sys.executable, "-m", "splitlab", "demo", "--alpha", "2"],
+        [sys.executable, "-m", "splitlab", "analyze", missing, "--metric", "revenue"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert completed.returncode == 2
-    assert "alpha" in completed.stderr and "Traceback" not in completed.stderr
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert completed.stderr.count("\n") == 1 and completed.stderr.startswith("splitlab: error:")
+    assert missing in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_progress_spinner_only_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        with _progress("scanning", stream=stream):
+            time.sleep(0.25)
+    assert "scanning" in terminal.getvalue() and terminal.getvalue().endswith("\r\x1b[K")
+    assert pipe.getvalue() == ""
+
+
+# ---------------------------------------------------------------------- power
+
+
+def _power_json(capsys, arguments: list[str]) -> dict:
+    assert main(["power", *arguments, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "keywords"),
+    [
+        (["--baseline", "0.1", "--mde", "0.01"], {"baseline": 0.1, "mde": 0.01}),
+        (
+            ["--baseline", "0.1", "--mde", "0.1", "--relative", "--ratio", "2", "--power", "0.9"],
+            {"baseline": 0.1, "mde": 0.1, "relative": True, "ratio": 2.0, "power": 0.9},
+        ),
+        (
+            ["--baseline", "10", "--sd", "2", "--mde", "1", "--test", "t", "--alpha", "0.01"],
+            {"baseline": 10.0, "sd": 2.0, "mde": 1.0, "test": "t", "alpha": 0.01},
+        ),
+        (
+            ["--baseline", "0.2", "--mde", "-0.02", "--alternative", "less"],
+            {"baseline": 0.2, "mde": -0.02, "alternative": "less"},
+        ),
+    ],
+)
+def test_power_sample_size_matches_sample_size(capsys, arguments, keywords):
+    expected = sample_size(**keywords)
+    assert _power_json(capsys, arguments) == {
+        "n_control": int(expected.n_control),
+        "n_treatment": int(expected.n_treatment),
+        "n_total": int(expected.n_total),
+        "n_control_exact": float(expected.n_control_exact),
+    }
+    assert main(["power", *arguments]) == 0
+    text = capsys.readouterr().out
+    assert f"total      {int(expected.n_total):>12,}" in text
+
+
+def test_power_with_n_gives_the_mde_and_with_both_the_power(capsys):
+    found = _power_json(capsys, ["--baseline", "0.1", "--n", "14749"])
+    assert found["mde"] == float(mde(baseline=0.1, n=14749))
+    found = _power_json(capsys, ["--baseline", "0.1", "--n", "14749", "--mde", "0.01"])
+    assert found["power"] == float(power(baseline=0.1, n=14749, mde=0.01))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["--baseline", "0.1"], "--mde"),
+        (["--baseline", "0.1", "--mde", "0.01", "--alpha", "2"], "alpha"),
+        (["--baseline", "0.1", "--mde", "0.01", "--n", "100", "--power", "0.9"], "--power"),
+        (["--baseline", "0.1", "--mde", "tiny"], "--mde"),
+    ],
+)
+def test_power_bad_input_exits_2(capsys, arguments, named):
+    assert main(["power", *arguments]) == 2
+    assert named in _single_error_line(capsys)

@@ -1,120 +1,565 @@
-"""The ``splitlab`` command line.
+"""The ``splitlab`` command line: ``demo``, ``analyze`` and ``power``.
 
-``splitlab demo`` runs a complete A/B readout on an embedded, seeded example experiment
-(conversion, revenue with CUPED, clicks per session) and prints the results table.
+``splitlab demo`` writes a synthetic dataset of four experiments (10⁶ units by default) as
+Parquet, analyzes it and writes an HTML report. ``splitlab analyze`` reads experiment logs
+(Parquet or CSV) and prints or writes the results table of :meth:`Analyzer.analyze`.
+``splitlab power`` plans a test: the sample size, the minimum detectable effect or the power.
+
+Bad input exits with status 2 and one line ``splitlab: error: ...`` on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
+import os
+import shlex
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
 
 import numpy as np
 import pandas as pd
 
 import splitlab
-from splitlab.stats.adjustment import cuped_test
-from splitlab.stats.frequentist import proportions_test, ratio_test, ttest
-from splitlab.stats.moments import JointMoments, Moments
+from splitlab._validation import check_alpha
+from splitlab.analyzer.analyzer import SRM_ALPHA, Analyzer
+from splitlab.analyzer.demo import demo_experiment, generate_demo_data
+from splitlab.analyzer.metrics import Metric
+from splitlab.errors import InvalidArgumentError, SplitlabError
+from splitlab.stats.power import mde, power, sample_size
+
+__all__ = ["build_parser", "demo_experiment", "main"]  # demo_experiment: kept for notebook 01
+
+DEMO_METRICS = [
+    Metric("converted", kind="proportion"),
+    Metric("revenue", covariate="pre_revenue"),
+    Metric("clicks_per_session", kind="ratio", numerator="clicks", denominator="sessions"),
+]
+DEMO_ANALYZE_COMMAND = (
+    "splitlab analyze {directory} --date-col exposed_at --proportion converted "
+    "--metric revenue --cuped revenue=pre_revenue --ratio clicks_per_session=clicks/sessions"
+)
+
+# Analyzer argument names -> the option that sets them, so that errors name the flag
+ANALYZE_OPTIONS = {
+    "source": "PATH",
+    "experiment": "--experiment-col",
+    "variant": "--variant-col",
+    "control": "--control",
+    "unit": "--unit-col",
+    "date": "--date-col",
+    "segments": "--segment",
+    "cuped": "--cuped",
+    "covariate": "--cuped",
+    "method": "--method",
+    "correction": "--correction",
+    "alpha": "--alpha",
+}
 
 
-def demo_experiment(seed: int = 2026, users_per_arm: int = 20_000) -> dict[str, np.ndarray]:
-    """A seeded two-arm experiment with unit-level outcomes, as a dict of columns.
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``splitlab: error:`` line like every other."""
 
-    The treatment raises conversion by 6% (10% → 10.6%) and spend per converter by 3%;
-    each user's purchase propensity drives both periods, so pre-period revenue (four
-    weeks) predicts post-period revenue, which is what CUPED uses.
-    """
-    rng = np.random.default_rng(seed)
-    variant = np.repeat(["control", "treatment"], users_per_arm)
-    is_treated = variant == "treatment"
-    propensity = rng.beta(1.0, 9.0, variant.size)
-    spend_level = rng.lognormal(3.0, 0.8, variant.size)
-    converted = rng.random(variant.size) < propensity * np.where(is_treated, 1.06, 1.0)
-    pre_revenue = spend_level * rng.binomial(4, propensity)
-    revenue = converted * spend_level * np.where(is_treated, 1.03, 1.0)
-    sessions = rng.poisson(4.0, variant.size) + 1
-    clicks = rng.binomial(sessions, np.where(is_treated, 0.31, 0.30))
-    return {
-        "variant": variant,
-        "converted": converted.astype(float),
-        "revenue": revenue,
-        "pre_revenue": pre_revenue,
-        "clicks": clicks.astype(float),
-        "sessions": sessions.astype(float),
-    }
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"splitlab: error: {message} (see '{self.prog} --help')\n")
 
 
-def demo_results(data: dict[str, np.ndarray], alpha: float = 0.05) -> pd.DataFrame:
-    """Readout of :func:`demo_experiment`: one row per (metric, scale)."""
-    arms = [data["variant"] == name for name in ("control", "treatment")]
-    conversions = [data["converted"][arm].sum() for arm in arms]
-    counts = [arm.sum() for arm in arms]
-    revenue = [Moments.from_samples(data["revenue"][arm]) for arm in arms]
-    revenue_joint = [
-        JointMoments.from_samples(data["revenue"][arm], data["pre_revenue"][arm]) for arm in arms
+# ---------------------------------------------------------------------- output helpers
+
+
+@contextmanager
+def _progress(message: str, stream: TextIO | None = None) -> Iterator[None]:
+    """A spinner with the elapsed time on ``stream`` (stderr) while the block runs; silent
+    unless the stream is a terminal, so pipes and logs stay clean."""
+    stream = stream if stream is not None else sys.stderr
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        yield
+        return
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def spin() -> None:
+        for frame in itertools.cycle("|/-\\"):
+            if done.wait(0.1):
+                return
+            stream.write(f"\r{message} {frame} {time.perf_counter() - start:.1f}s")
+            stream.flush()
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        stream.write("\r\x1b[K")
+        stream.flush()
+
+
+def _format_p(value: float) -> str:
+    if not math.isfinite(value):
+        return ""
+    return "<1e-300" if value == 0.0 else f"{value:.2g}"
+
+
+def _p_relation(value: float) -> str:
+    text = _format_p(value)
+    return text if text.startswith("<") else f"= {text}"
+
+
+def _decimals(se: float) -> int:
+    """Decimals that show two significant digits of the standard error."""
+    if not (math.isfinite(se) and se > 0.0):
+        return 4
+    return int(min(max(1 - math.floor(math.log10(se)), 0), 12))
+
+
+def _signed(value: float, decimals: int) -> str:
+    return f"{value:+.{decimals}f}" if math.isfinite(value) else ""
+
+
+def _percent(value: float) -> str:
+    return f"{value:+.2%}" if math.isfinite(value) else ""
+
+
+def _results_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The compact view of an analyze table: effect and interval (to two significant
+    digits of their standard error), relative lift, p, decision and the SRM flag."""
+    view = pd.DataFrame({"experiment": results["experiment"]})
+    if (results["segment"] != "all").any():
+        view["segment"] = results["segment"]
+    view["metric"] = results["metric"]
+    view["variant"] = results["variant"]
+    relative = bool((results["scale"] == "relative").all())
+    effects, intervals = [], []
+    for effect, low, high, se in zip(
+        results["effect"], results["ci_low"], results["ci_high"], results["se"], strict=True
+    ):
+        if relative:
+            effects.append(_percent(effect))
+            interval = (_percent(low), _percent(high))
+        else:
+            decimals = _decimals(se)
+            effects.append(_signed(effect, decimals))
+            interval = (_signed(low, decimals), _signed(high, decimals))
+        intervals.append(f"[{interval[0]}, {interval[1]}]" if all(interval) else "")
+    view["lift" if relative else "effect"] = effects
+    view["ci"] = intervals
+    if not relative:
+        view["lift"] = [_percent(v) for v in results["relative_effect"]]
+    if "chance_to_win" in results:
+        view["P(win)"] = [f"{v:.3f}" if math.isfinite(v) else "" for v in results["chance_to_win"]]
+    else:
+        view["p"] = [_format_p(v) for v in results["p_value"]]
+        if not np.allclose(results["p_adjusted"], results["p_value"], equal_nan=True):
+            view["p_adj"] = [_format_p(v) for v in results["p_adjusted"]]
+    view["decision"] = results["decision"]
+    view["srm"] = np.where(results["srm_mismatch"], "MISMATCH", "ok")
+    return view
+
+
+def _srm_table(srm: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "experiment": srm["experiment"],
+            "variants": ["/".join(map(str, v)) for v in srm["variants"]],
+            "units": ["/".join(f"{c:,}" for c in counts) for counts in srm["counts"]],
+            "share": [
+                "/".join(f"{c / sum(counts):.1%}" for c in counts) for counts in srm["counts"]
+            ],
+            "chi2": [f"{v:.1f}" for v in srm["statistic"]],
+            "p": [_format_p(v) for v in srm["p_value"]],
+            "srm": np.where(srm["mismatch"], "MISMATCH", "ok"),
+        }
+    )
+
+
+def _srm_warnings(results: pd.DataFrame) -> list[str]:
+    flagged = results.drop_duplicates("experiment")
+    flagged = flagged[flagged["srm_mismatch"].astype(bool)]
+    return [
+        f"{row.experiment}: sample-ratio mismatch (p {_p_relation(row.srm_p_value)}, flagged "
+        f"below {SRM_ALPHA}): the split is not the planned one, so do not trust its results"
+        for row in flagged.itertuples()
     ]
-    clicks = [JointMoments.from_samples(data["clicks"][arm], data["sessions"][arm]) for arm in arms]
-    rows = []
-    for relative in (False, True):
-        scale = "relative" if relative else "absolute"
-        results = {
-            "conversion (z test)": proportions_test(
-                conversions[0], counts[0], conversions[1], counts[1],
-                alpha=alpha, relative=relative,
-            ),
-            "revenue (Welch)": ttest(*revenue, alpha=alpha, relative=relative),
-            "revenue (CUPED)": cuped_test(*revenue_joint, alpha=alpha, relative=relative),
-            "clicks per session (ratio)": ratio_test(*clicks, alpha=alpha, relative=relative),
-        }  # fmt: skip
-        for metric, result in results.items():
-            rows.append(
-                {
-                    "metric": metric,
-                    "scale": scale,
-                    "effect": float(result.effect),
-                    "ci_low": float(result.ci_low),
-                    "ci_high": float(result.ci_high),
-                    "p_value": float(result.p_value),
-                    "significant": bool(result.p_value < alpha),
-                    "error": result.error,
-                }
-            )
-    return pd.DataFrame(rows)
+
+
+TEXT_COLUMNS = ("experiment", "segment", "metric", "variant", "variants", "decision", "srm")
+
+
+def _to_string(table: pd.DataFrame) -> str:
+    """Plain-text table: label columns left-aligned, numbers right-aligned."""
+    columns = [[str(name), *map(str, table[name])] for name in table.columns]
+    widths = [max(map(len, column)) for column in columns]
+    lines = []
+    for row in zip(*columns, strict=True):
+        cells = [
+            cell.ljust(width) if name in TEXT_COLUMNS else cell.rjust(width)
+            for name, cell, width in zip(table.columns, row, widths, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NaT or value is pd.NA or value is None:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: native Python values, NaN and infinities as None."""
+    return [
+        {str(key): _json_value(value) for key, value in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def _dump_json(payload: object) -> str:
+    return json.dumps(payload, indent=2, allow_nan=False, default=str)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so nothing is written half."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- demo
 
 
 def _demo(arguments: argparse.Namespace) -> int:
-    data = demo_experiment(seed=arguments.seed)
-    table = demo_results(data, alpha=arguments.alpha)
+    alpha = check_alpha(arguments.alpha)
+    directory = Path(arguments.dir)
+    started = time.perf_counter()
+    with _progress(f"generating {arguments.units:,} units"):
+        paths = generate_demo_data(directory, units=arguments.units, seed=arguments.seed)
+    generated = time.perf_counter()
+    with _progress("analyzing"):
+        analyzer = Analyzer(paths, unit=None, date="exposed_at")
+        results = analyzer.analyze(DEMO_METRICS, alpha=alpha)
+        srm = analyzer.srm()
+    analyzed = time.perf_counter()
+    report_path = directory / "report.html"
+    with _progress("writing the report"):
+        analyzer.report(
+            report_path, DEMO_METRICS, title="splitlab demo: four experiments", alpha=alpha
+        )
+    finished = time.perf_counter()
+
     if arguments.format == "json":
-        print(json.dumps(table.to_dict(orient="records"), indent=2))
+        payload = {
+            "directory": str(directory),
+            "files": [str(path) for path in paths],
+            "report": str(report_path),
+            "results": _json_records(results),
+            "srm": _json_records(srm),
+        }
+        print(_dump_json(payload))
         return 0
-    print(f"splitlab {splitlab.__version__} demo: 2 arms x 20,000 users (seed {arguments.seed})")
-    with pd.option_context("display.width", 120, "display.float_format", "{:.5f}".format):
-        print(table.to_string(index=False))
+    print(
+        f"splitlab {splitlab.__version__} demo: {arguments.units:,} units in "
+        f"{len(paths)} experiments (seed {arguments.seed}), Parquet in {directory}/\n"
+    )
+    print("Results (converted: z test; revenue: CUPED on pre_revenue; clicks_per_session: ratio)")
+    print(_to_string(_results_table(results)))
+    print("\nSample-ratio check (planned split: equal)")
+    print(_to_string(_srm_table(srm)))
+    for line in _srm_warnings(results):
+        print(f"! {line}")
+    print(f"\nreport: {report_path}")
+    print(f"same analysis: {DEMO_ANALYZE_COMMAND.format(directory=shlex.quote(str(directory)))}")
+    print(
+        f"time: {finished - started:.1f} s (generate {generated - started:.1f} s, "
+        f"analyze {analyzed - generated:.1f} s, report {finished - analyzed:.1f} s)"
+    )
     return 0
 
 
+# ---------------------------------------------------------------------- analyze
+
+
+class _MetricAction(argparse.Action):
+    """Collect --metric/--proportion/--ratio into one list, in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        collected = list(getattr(namespace, self.dest) or [])
+        collected.append((self.const, values))
+        setattr(namespace, self.dest, collected)
+
+
+def _split_assignment(option: str, text: str, form: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name.strip() or not value.strip():
+        raise InvalidArgumentError(option, f"expected {form}, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _metrics(specifications: list[tuple[str, str]]) -> list[Metric]:
+    metrics = []
+    for kind, text in specifications:
+        if kind == "ratio":
+            form = "NAME=NUMERATOR/DENOMINATOR"
+            name, fraction = _split_assignment("--ratio", text, form)
+            numerator, separator, denominator = fraction.partition("/")
+            if not separator or not numerator.strip() or not denominator.strip():
+                raise InvalidArgumentError("--ratio", f"expected {form}, got {text!r}")
+            metrics.append(
+                Metric(
+                    name,
+                    kind="ratio",
+                    numerator=numerator.strip(),
+                    denominator=denominator.strip(),
+                )
+            )
+        else:
+            metrics.append(Metric(text, kind=kind))
+    return metrics
+
+
+def _analyze(arguments: argparse.Namespace) -> int:
+    if not arguments.metrics:
+        raise InvalidArgumentError(
+            "--metric", "give at least one --metric, --proportion or --ratio"
+        )
+    metrics = _metrics(arguments.metrics)
+    cuped = dict(
+        _split_assignment("--cuped", text, "METRIC=COVARIATE_COLUMN") for text in arguments.cuped
+    )
+    if arguments.format == "html" and arguments.out is None:
+        raise InvalidArgumentError("--out", "--format html writes a report and needs --out FILE")
+    options = {
+        "method": arguments.method,
+        "relative": arguments.relative,
+        "cuped": cuped or None,
+        "correction": arguments.correction,
+        "correction_scope": arguments.correction_scope,
+        "segments": arguments.segment or None,
+        "alpha": arguments.alpha,
+    }
+    try:
+        with _progress(f"scanning {len(arguments.paths)} path(s)"):
+            analyzer = Analyzer(
+                arguments.paths,
+                experiment=arguments.experiment_col,
+                variant=arguments.variant_col,
+                control=arguments.control,
+                unit=arguments.unit_col,
+                date=arguments.date_col,
+            )
+            if arguments.format == "html":
+                written = analyzer.report(arguments.out, metrics, title=arguments.title, **options)
+                print(f"report: {written}")
+                return 0
+            results = analyzer.analyze(metrics, **options)
+    except InvalidArgumentError as exc:
+        option = ANALYZE_OPTIONS.get(exc.argument)
+        if option is None:
+            raise
+        raise InvalidArgumentError(option, exc.problem) from exc
+
+    if arguments.format == "json":
+        text = _dump_json(_json_records(results)) + "\n"
+    elif arguments.format == "csv":
+        text = results.to_csv(index=False)
+    else:
+        lines = [_to_string(_results_table(results)), *map("! {}".format, _srm_warnings(results))]
+        text = "\n".join(lines) + "\n"
+    if arguments.out is None:
+        sys.stdout.write(text)
+    else:
+        _write_text(Path(arguments.out), text)
+    return 0
+
+
+# ---------------------------------------------------------------------- power
+
+
+def _power(arguments: argparse.Namespace) -> int:
+    design = {
+        "baseline": arguments.baseline,
+        "sd": arguments.sd,
+        "relative": arguments.relative,
+        "alpha": arguments.alpha,
+        "ratio": arguments.ratio,
+        "alternative": arguments.alternative,
+        "test": arguments.test,
+    }
+    kind = "a proportion" if arguments.sd is None else f"a mean (sd {arguments.sd:g})"
+    scale = "relative" if arguments.relative else "absolute"
+    described = (
+        f"{arguments.alternative} {arguments.test} test of {kind}, baseline "
+        f"{arguments.baseline:g}, alpha {arguments.alpha:g}, ratio {arguments.ratio:g}"
+    )
+    if arguments.mde is None and arguments.n is None:
+        raise InvalidArgumentError(
+            "--mde", "give --mde (sample size), --n (detectable effect) or both (power)"
+        )
+    if arguments.n is not None and arguments.mde is not None:
+        if arguments.power is not None:
+            raise InvalidArgumentError(
+                "--power", "is what is computed when both --n and --mde are given"
+            )
+        achieved = float(power(mde=arguments.mde, n=arguments.n, **design))
+        payload = {"power": achieved}
+        lines = [
+            f"power of a {described}",
+            f"for an effect of {arguments.mde:g} ({scale}) with n = {arguments.n:,} control units:",
+            f"  power  {achieved:.4f}",
+        ]
+    elif arguments.n is not None:
+        target = 0.8 if arguments.power is None else arguments.power
+        effect = float(mde(n=arguments.n, power=target, **design))
+        payload = {"mde": effect, "scale": scale, "n_control": arguments.n}
+        lines = [
+            f"minimum detectable effect of a {described}, power {target:g}",
+            f"with n = {arguments.n:,} control units:",
+            f"  mde  {effect:.6g} ({scale})",
+        ]
+    else:
+        target = 0.8 if arguments.power is None else arguments.power
+        result = sample_size(mde=arguments.mde, power=target, **design)
+        payload = {
+            "n_control": int(result.n_control),
+            "n_treatment": int(result.n_treatment),
+            "n_total": int(result.n_total),
+            "n_control_exact": float(result.n_control_exact),
+        }
+        lines = [
+            f"sample size of a {described}, power {target:g}",
+            f"to detect an effect of {arguments.mde:g} ({scale}):",
+            f"  control    {payload['n_control']:>12,}",
+            f"  treatment  {payload['n_treatment']:>12,}",
+            f"  total      {payload['n_total']:>12,}",
+        ]
+    print(_dump_json(payload) if arguments.format == "json" else "\n".join(lines))
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="splitlab", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="splitlab",
+        description="Experiment readouts from the command line: demo, analyze, power.",
+    )
     parser.add_argument("--version", action="version", version=splitlab.__version__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run an A/B readout on an embedded example")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="generate four synthetic experiments, analyze them, write report.html",
+        description="Generate a synthetic dataset of four experiments as Parquet in --dir, "
+        "analyze conversion, revenue (CUPED) and clicks per session, print the results and "
+        "the sample-ratio check, and write report.html.",
+    )
+    demo.add_argument("--dir", default="splitlab-demo", help="output directory (%(default)s)")
+    demo.add_argument("--units", type=int, default=1_000_000, help="units (%(default)s)")
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--alpha", type=float, default=0.05)
     demo.add_argument("--format", choices=("table", "json"), default="table")
     demo.set_defaults(handler=_demo)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="analyze experiment logs (Parquet/CSV) into a results table",
+        description="One row per (experiment, segment, metric, variant other than control).",
+    )
+    analyze.add_argument("paths", nargs="+", metavar="PATH", help="Parquet/CSV files, dirs, globs")
+    analyze.add_argument("--experiment-col", default="experiment", metavar="COL")
+    analyze.add_argument("--variant-col", default="variant", metavar="COL")
+    analyze.add_argument("--control", default="control", metavar="LABEL")
+    analyze.add_argument(
+        "--unit-col", metavar="COL", help="rows are events, summed per unit of this column"
+    )
+    analyze.add_argument("--date-col", metavar="COL", help="exposure timestamp (report timeline)")
+    analyze.add_argument(
+        "--metric", dest="metrics", action=_MetricAction, const="mean", metavar="COL",
+        help="a mean metric (repeatable)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--proportion", dest="metrics", action=_MetricAction, const="proportion",
+        metavar="COL", help="a 0/1 metric (repeatable)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--ratio", dest="metrics", action=_MetricAction, const="ratio", metavar="NAME=NUM/DEN",
+        help="a ratio metric, sum of NUM / sum of DEN by the delta method (repeatable)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--cuped", action="append", default=[], metavar="METRIC=COL",
+        help="a CUPED covariate column for a metric (repeatable)",
+    )  # fmt: skip
+    analyze.add_argument("--method", choices=("ttest", "bayes"), default="ttest")
+    analyze.add_argument("--relative", action="store_true", help="effects as relative lift")
+    analyze.add_argument("--correction", choices=("holm", "bh", "by", "bonferroni"))
+    analyze.add_argument("--correction-scope", choices=("metric", "experiment"), default="metric")
+    analyze.add_argument(
+        "--segment", action="append", metavar="COL", help="a segment column (repeatable)"
+    )
+    analyze.add_argument("--alpha", type=float, default=0.05)
+    analyze.add_argument("--format", choices=("table", "json", "csv", "html"), default="table")
+    analyze.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    analyze.add_argument("--title", help="report title (--format html)")
+    analyze.set_defaults(handler=_analyze, metrics=None)
+
+    plan = commands.add_parser(
+        "power",
+        help="sample size, minimum detectable effect or power of a two-arm test",
+        description="--mde: sample size per arm; --n: minimum detectable effect; both: power. "
+        "Without --sd the metric is a proportion and --baseline its control rate.",
+    )
+    plan.add_argument("--baseline", type=float, required=True, help="control mean or rate")
+    plan.add_argument("--sd", type=float, help="standard deviation of a mean metric")
+    plan.add_argument("--mde", type=float, help="effect, treatment minus control")
+    plan.add_argument("--n", type=int, help="units in the control arm")
+    plan.add_argument("--relative", action="store_true", help="--mde is a fraction of baseline")
+    plan.add_argument("--alpha", type=float, default=0.05)
+    plan.add_argument("--power", type=float, help="target power (0.8)")
+    plan.add_argument("--ratio", type=float, default=1.0, help="treatment / control units")
+    plan.add_argument(
+        "--alternative", choices=("two-sided", "greater", "less"), default="two-sided"
+    )
+    plan.add_argument("--test", choices=("z", "t"), default="z")
+    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.set_defaults(handler=_power)
     return parser
 
 
+def _input_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (SplitlabError, ValueError, OSError, duckdb.Error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
+    """Run the command line; return the exit status (0 success, 2 bad input)."""
+    try:
+        arguments = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return arguments.handler(arguments)
-    except ValueError as exc:
-        print(f"splitlab: error: {exc}", file=sys.stderr)
+    except _input_errors() as exc:
+        message = " ".join(str(exc).split())
+        print(f"splitlab: error: {message}", file=sys.stderr)
         return 2
 
 
