@@ -30,12 +30,12 @@ import pandas as pd
 import splitlab
 from splitlab._validation import check_alpha
 from splitlab.analyzer.analyzer import SRM_ALPHA, Analyzer
-from splitlab.analyzer.demo import demo_experiment, generate_demo_data
+from splitlab.analyzer.demo import generate_demo_data
 from splitlab.analyzer.metrics import Metric
 from splitlab.errors import InvalidArgumentError, SplitlabError
 from splitlab.stats.power import mde, power, sample_size
 
-__all__ = ["build_parser", "demo_experiment", "main"]  # demo_experiment: kept for notebook 01
+__all__ = ["build_parser", "main"]
 
 DEMO_METRICS = [
     Metric("converted", kind="proportion"),

@@ -360,8 +360,8 @@ class Analyzer:
                 **{key: pairs[key].to_numpy() for key in keys[2:]},
                 "metric": metric.name,
                 "variant": pairs[f"{self.variant}_t"].to_numpy(),
-                "n_control": pairs["n_c"].to_numpy(),
-                "n_variant": pairs["n_t"].to_numpy(),
+                "n_control": pairs["n_c"].to_numpy(dtype=np.int64),
+                "n_variant": pairs["n_t"].to_numpy(dtype=np.int64),
             }
         )
         try:

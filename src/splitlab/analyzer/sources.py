@@ -80,15 +80,18 @@ def _scan_files(paths: list[str]) -> Source:
     # false, so NaN would not count as missing; this connection is ours, so turn it off
     connection.execute("SET disabled_optimizers = 'statistics_propagation'")
     if all(p.endswith(PARQUET_SUFFIXES) for p in lowered):
-        relation = connection.read_parquet(paths)
-        kind = "parquet"
+        kind, read = "parquet", connection.read_parquet
     elif all(p.endswith(CSV_SUFFIXES) for p in lowered):
-        relation = connection.read_csv(paths)
-        kind = "csv"
+        kind, read = "csv", connection.read_csv
     else:
         raise InvalidArgumentError(
             "source", "paths must all be Parquet (.parquet) or all CSV (.csv), not a mixture"
         )
+    try:
+        relation = read(paths)
+    except duckdb.Error as exc:
+        first_line = str(exc).splitlines()[0]
+        raise InvalidArgumentError("source", f"cannot read {kind} file(s): {first_line}") from exc
     description = {
         "kind": kind,
         "paths": paths,
