@@ -80,6 +80,28 @@ def cuped_test(
     check_shapes(control, treatment)
     alpha = check_alpha(alpha)
     alternative = check_alternative(alternative)
+    difference, theta, variance_reduction = cuped_difference(control, treatment, relative=relative)
+    shape = difference.errors.shape
+    note = np.where(theta == 0, "var(x) is zero: unadjusted test", "")
+    return finish(
+        difference,
+        alpha=alpha,
+        alternative=alternative,
+        method="cuped",
+        scale="relative" if relative else "absolute",
+        params={},
+        result_type=CupedResult,
+        theta=np.array(np.broadcast_to(theta, shape), dtype=float),
+        variance_reduction=np.array(np.broadcast_to(variance_reduction, shape), dtype=float),
+        note=note,
+    )
+
+
+def cuped_difference(
+    control: JointMoments, treatment: JointMoments, *, relative: bool
+) -> tuple[Difference, np.ndarray, np.ndarray]:
+    """The CUPED estimate of validated, shape-checked groups (see :func:`cuped_test` for
+    the formulas), with the pooled ``theta`` and the ``variance_reduction`` it achieved."""
     shape = np.broadcast_shapes(control.shape, treatment.shape)
     errors = RowErrors(shape)
     theta = pooled_theta(control, treatment)
@@ -112,16 +134,4 @@ def cuped_test(
         difference = Difference(effect, se, absolute.df, errors, v_c, v_t)
     else:
         difference = absolute
-    note = np.where(theta == 0, "var(x) is zero: unadjusted test", "")
-    return finish(
-        difference,
-        alpha=alpha,
-        alternative=alternative,
-        method="cuped",
-        scale="relative" if relative else "absolute",
-        params={},
-        result_type=CupedResult,
-        theta=np.array(np.broadcast_to(theta, shape), dtype=float),
-        variance_reduction=np.array(np.broadcast_to(variance_reduction, shape), dtype=float),
-        note=note,
-    )
+    return difference, theta, variance_reduction

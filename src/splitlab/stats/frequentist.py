@@ -134,14 +134,17 @@ def finish(
     result_type: type[EffectResult] = EffectResult,
     interval: tuple[np.ndarray, np.ndarray] | None = None,
     statistic: np.ndarray | None = None,
+    p_value: np.ndarray | None = None,
     **extra: Any,
 ) -> EffectResult:
     """Statistic, p-value and confidence interval of a difference, with bad rows blanked.
 
     One-sided alternatives give one-sided intervals, as scipy's ``TtestResult`` does.
     ``interval`` replaces the Wald interval and ``statistic`` the Wald statistic (and so the
-    p-value) where the test has its own.
+    p-value) where the test has its own; ``p_value`` replaces the p-value where it does not
+    come from the statistic (always-valid tests).
     """
+    given_p_value = p_value
     effect, se, df = difference.effect, difference.se, difference.df
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if statistic is None:
@@ -160,6 +163,8 @@ def finish(
             ci_low = np.full_like(ci_high, -np.inf)
     if interval is not None:
         ci_low, ci_high = interval
+    if given_p_value is not None:
+        p_value = given_p_value
     errors = difference.errors
     shape = errors.shape
     effect, se, statistic, p_value, ci_low, ci_high = (
@@ -375,6 +380,19 @@ def ratio_moments(moments: JointMoments, errors: RowErrors, group: str):
     return ratio, np.maximum(var, 0.0)
 
 
+def ratio_difference(
+    control: JointMoments, treatment: JointMoments, *, relative: bool
+) -> Difference:
+    """Effect and Welch standard error of a ratio metric's difference (or lift) between
+    validated, shape-checked groups; the estimate every ratio-metric test shares."""
+    errors = RowErrors(np.broadcast_shapes(control.shape, treatment.shape))
+    ratio_c, var_c = ratio_moments(control, errors, "control")
+    ratio_t, var_t = ratio_moments(treatment, errors, "treatment")
+    return mean_difference(
+        ratio_c, var_c, control.n, ratio_t, var_t, treatment.n, relative=relative, errors=errors
+    )
+
+
 def ratio_test(
     control: JointMoments,
     treatment: JointMoments,
@@ -396,12 +414,7 @@ def ratio_test(
     check_shapes(control, treatment)
     alpha = check_alpha(alpha)
     alternative = check_alternative(alternative)
-    errors = RowErrors(np.broadcast_shapes(control.shape, treatment.shape))
-    ratio_c, var_c = ratio_moments(control, errors, "control")
-    ratio_t, var_t = ratio_moments(treatment, errors, "treatment")
-    difference = mean_difference(
-        ratio_c, var_c, control.n, ratio_t, var_t, treatment.n, relative=relative, errors=errors
-    )
+    difference = ratio_difference(control, treatment, relative=relative)
     return finish(
         difference,
         alpha=alpha,
