@@ -15,6 +15,15 @@ except PackageNotFoundError:  # a source tree that was not installed
 
 from splitlab import errors
 from splitlab.analyzer import Analyzer, Metric
+from splitlab.sequential import (
+    GroupSequentialDesign,
+    SequentialMonitor,
+    confidence_sequence,
+    e_bh,
+    msprt,
+    msprt_tau2,
+    sequential_srm,
+)
 from splitlab.stats.adjustment import CupedResult, cuped_test
 from splitlab.stats.bayesian import BayesResult, bayes_proportions, bayes_test, prob_best
 from splitlab.stats.frequentist import proportions_test, ratio_test, ttest
@@ -29,23 +38,30 @@ __all__ = [
     "BayesResult",
     "CupedResult",
     "EffectResult",
+    "GroupSequentialDesign",
     "JointMoments",
     "Metric",
     "Moments",
     "SRMResult",
     "SampleSizeResult",
+    "SequentialMonitor",
     "__version__",
     "adjust_pvalues",
     "bayes_proportions",
     "bayes_test",
+    "confidence_sequence",
     "cuped_test",
+    "e_bh",
     "errors",
     "mde",
+    "msprt",
+    "msprt_tau2",
     "power",
     "prob_best",
     "proportions_test",
     "ratio_test",
     "sample_size",
+    "sequential_srm",
     "srm_test",
     "ttest",
 ]
