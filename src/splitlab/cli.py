@@ -59,6 +59,7 @@ ANALYZE_OPTIONS = {
     "cuped": "--cuped",
     "covariate": "--cuped",
     "method": "--method",
+    "method_options": "--method",
     "correction": "--correction",
     "alpha": "--alpha",
 }
@@ -353,6 +354,18 @@ def _analyze(arguments: argparse.Namespace) -> int:
         "correction_scope": arguments.correction_scope,
         "segments": arguments.segment or None,
         "alpha": arguments.alpha,
+        "method_options": {
+            name: value
+            for name, value in (
+                ("n_star", arguments.n_star),
+                ("tau2", arguments.tau2),
+                ("n_plan", arguments.n_plan),
+                ("planned_n", arguments.planned_n),
+                ("spending", arguments.spending),
+            )
+            if value is not None
+        }
+        or None,
     }
     try:
         with _progress(f"scanning {len(arguments.paths)} path(s)"):
@@ -507,7 +520,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--cuped", action="append", default=[], metavar="METRIC=COL",
         help="a CUPED covariate column for a metric (repeatable)",
     )  # fmt: skip
-    analyze.add_argument("--method", choices=("ttest", "bayes"), default="ttest")
+    analyze.add_argument(
+        "--method",
+        choices=("ttest", "bayes", "cs", "msprt", "gst"),
+        default="ttest",
+        help="fixed-horizon (ttest, bayes) or always valid under peeking (cs, msprt, gst)",
+    )
+    analyze.add_argument(
+        "--n-star", type=float, help="cs: the sample size the sequence is tuned for"
+    )
+    analyze.add_argument("--tau2", type=float, help="msprt: the mixing variance τ²")
+    analyze.add_argument("--n-plan", type=float, help="msprt: planned units per arm (sets τ²)")
+    analyze.add_argument(
+        "--planned-n", type=float, help="gst: planned units per comparison (both arms)"
+    )
+    analyze.add_argument("--spending", help="gst: alpha spending, obf (default) or pocock")
     analyze.add_argument("--relative", action="store_true", help="effects as relative lift")
     analyze.add_argument("--correction", choices=("holm", "bh", "by", "bonferroni"))
     analyze.add_argument("--correction-scope", choices=("metric", "experiment"), default="metric")

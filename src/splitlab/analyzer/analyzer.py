@@ -23,6 +23,9 @@ from splitlab.analyzer.aggregate import FREQUENCIES, PERIOD, Query, build_query,
 from splitlab.analyzer.metrics import Metric, as_metrics
 from splitlab.analyzer.sources import Source, open_source
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError, SplitlabError
+from splitlab.sequential.confseq import confidence_sequence_from_estimate
+from splitlab.sequential.group import GroupSequentialDesign
+from splitlab.sequential.msprt import msprt_from_estimate, msprt_mixing_ratio
 from splitlab.stats.adjustment import cuped_test
 from splitlab.stats.bayesian import gaussian_posterior
 from splitlab.stats.frequentist import Difference, ratio_test, ttest
@@ -31,7 +34,15 @@ from splitlab.stats.multiplicity import adjust_pvalues
 from splitlab.stats.results import EffectResult, RowErrors
 from splitlab.stats.srm import srm_test
 
-METHODS = ("ttest", "bayes")
+METHODS = ("ttest", "bayes", "cs", "msprt", "gst")
+SEQUENTIAL = ("cs", "msprt", "gst")
+METHOD_OPTIONS = {
+    "ttest": (),
+    "bayes": ("prior",),
+    "cs": ("n_star",),
+    "msprt": ("tau2", "n_plan"),
+    "gst": ("planned_n", "spending"),
+}
 CORRECTIONS = ("bonferroni", "holm", "bh", "by")
 CORRECTION_SCOPES = ("metric", "experiment")
 ALL_UNITS = "all"
@@ -278,6 +289,7 @@ class Analyzer:
         correction_scope: str = "metric",
         segments: Sequence[str] | str | None = None,
         alpha: float = 0.05,
+        method_options: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         """One row per (experiment, segment, metric, variant ≠ control).
 
@@ -289,8 +301,19 @@ class Analyzer:
         (experiment, segment, metric) family (``correction_scope="metric"``) or across
         all non-guardrail metrics of an (experiment, segment) (``"experiment"``).
         ``segments`` adds rows per value of each segment column after the overall rows.
+
+        Sequential methods stay valid however often the analysis is repeated:
+        ``"cs"`` — asymptotic confidence sequence (``method_options={"n_star": 5000}``);
+        ``"msprt"`` — mixture SPRT with ``{"tau2": value or {metric: value}}``, or
+        ``{"n_plan": units per arm}`` to set τ² = r*·se²·n/n_plan (the rule of
+        :func:`~splitlab.sequential.msprt.msprt_tau2` with the variance estimated from the
+        data, a plug-in); ``"gst"`` — a group-sequential design with
+        ``{"planned_n": units per comparison (both arms), "spending": "obf"}`` whose looks
+        are the exposure days (needs ``date``); its rows report the efficacy boundary,
+        the repeated confidence interval and ``decision``, and no p-value.
         """
         method = check_choice("method", method, METHODS)
+        options = _method_options(method, method_options)
         alpha = check_alpha(alpha)
         if correction is not None:
             correction = check_choice("correction", correction, CORRECTIONS)
@@ -299,14 +322,22 @@ class Analyzer:
         for column in segment_columns:
             self._require_column("segments", column)
         resolved = self._resolve_metrics(metrics, cuped)
+        if method == "gst" and segment_columns:
+            raise InvalidArgumentError("segments", "are not available with method='gst'")
         statistics = self._statistics(resolved, segment_columns)
         srm = self._srm_table(statistics).set_index("experiment")
 
         frames = []
         for metric in resolved:
+            if method == "gst":
+                frames.append(self._group_sequential(metric, relative, alpha, options))
+                continue
             frames.append(
-                self._compare(statistics, metric, method=method, relative=relative, alpha=alpha)
-            )
+                self._compare(
+                    statistics, metric, method=method, relative=relative, alpha=alpha,
+                    options=options,
+                )
+            )  # fmt: skip
         results = pd.concat(frames, ignore_index=True)
         results["srm_p_value"] = results["experiment"].map(srm["p_value"]).astype(float)
         results["srm_mismatch"] = results["experiment"].map(srm["mismatch"]).astype(bool)
@@ -319,6 +350,7 @@ class Analyzer:
             "correction_scope": correction_scope,
             "segments": segment_columns,
             "alpha": alpha,
+            "method_options": options,
             "metrics": [vars(m) for m in resolved],
         }
         results.attrs.update(self._provenance("analyze", parameters, statistics))
@@ -349,6 +381,7 @@ class Analyzer:
         method: str,
         relative: bool,
         alpha: float,
+        options: Mapping[str, Any],
         keys: Sequence[str] = (),
     ) -> pd.DataFrame:
         keys = [self.experiment, "segment", *keys]
@@ -367,7 +400,7 @@ class Analyzer:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DegenerateDataWarning)
-                columns = _metric_test(pairs, metric, method, relative, alpha)
+                columns = _metric_test(pairs, metric, method, relative, alpha, options)
         except (SplitlabError, ValueError, ArithmeticError) as exc:
             columns = {"error": np.full(len(frame), f"{type(exc).__name__}: {exc}", object)}
         for name, values in columns.items():
@@ -384,15 +417,17 @@ class Analyzer:
         self, results: pd.DataFrame, method: str, correction, scope: str, alpha: float
     ) -> pd.DataFrame:
         results["p_adjusted"] = results["p_value"]
-        if method == "ttest" and correction is not None and len(results):
+        if method in ("ttest", "cs", "msprt") and correction is not None and len(results):
             family = ["experiment", "segment"] + (["metric"] if scope == "metric" else [])
             primary = ~results["guardrail"].astype(bool)
             for _, index in results[primary].groupby(family, sort=False).groups.items():
                 results.loc[index, "p_adjusted"] = adjust_pvalues(
                     results.loc[index, "p_value"].to_numpy(dtype=float), method=correction
                 )
-        if method == "ttest":
+        if method in ("ttest", "cs", "msprt"):
             significant = results["p_adjusted"] < alpha
+        elif method == "gst":
+            significant = results.pop("gst_decision") == "reject"
         else:
             significant = (results["ci_low"] > 0) | (results["ci_high"] < 0)
         results["significant"] = significant.fillna(False).astype(bool)
@@ -422,13 +457,22 @@ class Analyzer:
         relative: bool = False,
         cuped: object = None,
         alpha: float = 0.05,
+        method_options: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         """Cumulative results by exposure period: row k uses every unit first exposed in
-        periods 1..k (sums are additive, so one group-by by period is enough)."""
+        periods 1..k (sums are additive, so one group-by by period is enough).
+
+        With a sequential ``method`` the bands are always valid: for "cs" and "msprt"
+        ``ci_low``/``ci_high`` are the running intersection of the intervals and
+        ``p_value`` the running minimum, the quantities whose guarantee holds under
+        continuous monitoring; for "gst" they are the repeated confidence intervals of the
+        design, with the efficacy ``boundary`` and the design's decision at each look.
+        """
         if self.date is None:
             raise InvalidArgumentError("date", "timeline needs Analyzer(..., date=COLUMN)")
         freq = check_choice("freq", freq, tuple(FREQUENCIES))
         method = check_choice("method", method, METHODS)
+        options = _method_options(method, method_options)
         alpha = check_alpha(alpha)
         (resolved,) = self._resolve_metrics(
             [metric] if not isinstance(metric, list) else metric, cuped
@@ -450,23 +494,52 @@ class Analyzer:
         table = table.sort_values([self.experiment, self.variant, PERIOD], kind="stable")
         table[sums] = table.groupby([self.experiment, self.variant], sort=False)[sums].cumsum()
         table.insert(1, "segment", ALL_UNITS)
+        look_method = "ttest" if method == "gst" else method
         frame = self._compare(
-            table, resolved, method=method, relative=relative, alpha=alpha, keys=[PERIOD]
-        )
+            table, resolved, method=look_method, relative=relative, alpha=alpha,
+            options=options, keys=[PERIOD],
+        )  # fmt: skip
         frame = frame.sort_values(["experiment", "variant", PERIOD], kind="stable")
         frame = frame.drop(columns=["p_adjusted", "decision", "srm_p_value", "srm_mismatch"])
-        frame["significant"] = (
-            frame["p_value"] < alpha
-            if method == "ttest"
-            else ((frame["ci_low"] > 0) | (frame["ci_high"] < 0))
-        )
         frame = frame.drop(columns=["higher_is_better"]).reset_index(drop=True)
-        frame.attrs.update(
-            self._provenance("timeline", {"metric": vars(resolved), "freq": freq,
-                                          "method": method, "relative": relative,
-                                          "alpha": alpha}, table)
-        )  # fmt: skip
+        paths = frame.groupby(["experiment", "variant"], sort=False)
+        if method in ("cs", "msprt"):
+            frame["ci_low"] = paths["ci_low"].cummax()
+            frame["ci_high"] = paths["ci_high"].cummin()
+            frame["p_value"] = paths["p_value"].cummin()
+        if method == "gst":
+            frame = _apply_design(frame, alpha, options)
+            frame["significant"] = frame["gst_decision"] == "reject"
+        elif method == "bayes":
+            frame["significant"] = (frame["ci_low"] > 0) | (frame["ci_high"] < 0)
+        else:
+            frame["significant"] = frame["p_value"] < alpha
+        parameters = {
+            "metric": vars(resolved),
+            "freq": freq,
+            "method": method,
+            "relative": relative,
+            "alpha": alpha,
+            "method_options": options,
+        }
+        frame.attrs.update(self._provenance("timeline", parameters, table))
         return frame
+
+    def _group_sequential(
+        self, metric: Metric, relative: bool, alpha: float, options: Mapping[str, Any]
+    ) -> pd.DataFrame:
+        """The latest look of each comparison's group-sequential path, as analyze rows."""
+        if self.date is None:
+            raise InvalidArgumentError(
+                "date", "method='gst' takes its looks from Analyzer(..., date=COLUMN)"
+            )
+        path = self.timeline(
+            metric, method="gst", relative=relative, alpha=alpha, method_options=options
+        )
+        latest = path.groupby(["experiment", "variant"], sort=False).tail(1)
+        latest = latest.drop(columns=[PERIOD, "significant"]).reset_index(drop=True)
+        latest["higher_is_better"] = metric.higher_is_better
+        return latest
 
     # ------------------------------------------------------------------ explain, report
 
@@ -511,7 +584,12 @@ def _sums(pairs: pd.DataFrame, metric: Metric, side: str) -> dict[str, np.ndarra
 
 
 def _metric_test(
-    pairs: pd.DataFrame, metric: Metric, method: str, relative: bool, alpha: float
+    pairs: pd.DataFrame,
+    metric: Metric,
+    method: str,
+    relative: bool,
+    alpha: float,
+    options: Mapping[str, Any],
 ) -> dict[str, np.ndarray]:
     """Run the metric's test on every pair at once; returns result columns."""
     control, treatment = _sums(pairs, metric, "c"), _sums(pairs, metric, "t")
@@ -556,6 +634,23 @@ def _metric_test(
             risk_control=result.risk_control,
             risk_variant=result.risk_treatment,
         )
+    method_name = result.method
+    if method in ("cs", "msprt"):
+        ci_low, ci_high, p_value = _sequential_interval(
+            method,
+            metric,
+            np.atleast_1d(np.asarray(result.effect, dtype=float)),
+            np.atleast_1d(np.asarray(result.se, dtype=float)),
+            control["n"] + treatment["n"],
+            alpha,
+            options,
+        )
+        result = EffectResult(
+            effect=result.effect, se=result.se, ci_low=ci_low, ci_high=ci_high,
+            p_value=p_value, statistic=result.statistic, error=result.error,
+            method=result.method, scale=result.scale,
+        )  # fmt: skip
+        method_name = f"{method}/{method_name}"
     error = np.atleast_1d(np.asarray(result.error, dtype=object)).copy()
     own = errors.messages
     error = np.where(own != "", own, error)
@@ -572,7 +667,7 @@ def _metric_test(
         "ci_low": result.ci_low,
         "ci_high": result.ci_high,
         "p_value": result.p_value if result.p_value is not None else np.nan,
-        "method": result.method,
+        "method": method_name,
         "scale": result.scale,
         "error": error,
         **extra,
@@ -584,3 +679,98 @@ def _metric_test(
             values[bad] = np.nan
             columns[name] = values
     return columns
+
+
+def _method_options(method: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check the options of a method: known names and the ones each method needs."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(METHOD_OPTIONS[method]))
+    if unknown:
+        allowed = ", ".join(METHOD_OPTIONS[method]) or "none"
+        raise InvalidArgumentError(
+            "method_options", f"unknown for method {method!r}: {unknown} (allowed: {allowed})"
+        )
+    if method == "msprt" and not ("tau2" in options or "n_plan" in options):
+        raise InvalidArgumentError(
+            "method_options", "method='msprt' needs 'tau2' (a value or {metric: value}) or 'n_plan'"
+        )
+    if method == "gst":
+        if "planned_n" not in options:
+            raise InvalidArgumentError(
+                "method_options", "method='gst' needs 'planned_n' (units per comparison)"
+            )
+        planned = float(options["planned_n"])
+        if not np.isfinite(planned) or planned <= 0:
+            raise InvalidArgumentError("method_options", "'planned_n' must be positive")
+        GroupSequentialDesign(k=1, spending=options.get("spending", "obf"))  # validates it
+    return options
+
+
+def _sequential_interval(
+    method: str,
+    metric: Metric,
+    effect: np.ndarray,
+    se: np.ndarray,
+    n_total: np.ndarray,
+    alpha: float,
+    options: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Always-valid (ci_low, ci_high, p_value) of this look's estimates."""
+    if method == "cs":
+        return confidence_sequence_from_estimate(
+            effect, se, n_total, alpha=alpha, n_star=options.get("n_star", 5000.0)
+        )
+    tau2 = options.get("tau2")
+    if isinstance(tau2, Mapping):
+        if metric.name not in tau2:
+            raise InvalidArgumentError("method_options", f"no tau2 for metric {metric.name!r}")
+        tau2 = tau2[metric.name]
+    if tau2 is None:
+        # τ² = r*·V_plan with V_plan = se²·n/n_plan: the variance at the planned size
+        tau2 = msprt_mixing_ratio(alpha) * se * se * n_total / (2.0 * float(options["n_plan"]))
+    return msprt_from_estimate(effect, se, alpha=alpha, tau2=tau2)
+
+
+def _apply_design(frame: pd.DataFrame, alpha: float, options: Mapping[str, Any]) -> pd.DataFrame:
+    """Efficacy boundaries, repeated confidence intervals and decisions of each path,
+    recomputed at the observed information n / planned_n (Lan & DeMets)."""
+    design = GroupSequentialDesign(
+        k=1, alpha=alpha, spending=options.get("spending", "obf"), sides=2
+    )
+    planned = float(options["planned_n"])
+    frame = frame.copy()
+    frame["boundary"] = np.nan
+    frame["statistic"] = np.nan
+    frame["gst_decision"] = "continue"
+    frame["p_value"] = np.nan
+    for _, rows in frame.groupby(["experiment", "variant"], sort=False):
+        fractions = ((rows["n_control"] + rows["n_variant"]) / planned).to_numpy(float)
+        se = rows["se"].to_numpy(float)
+        usable = np.isfinite(se) & (se > 0) & (rows["error"] == "").to_numpy()
+        usable &= np.r_[True, np.diff(fractions) > 0]
+        reached = np.flatnonzero(usable & (fractions >= 1.0))
+        if reached.size:
+            usable[reached[0] + 1 :] = False
+        looks = rows.index[usable]
+        carried = ["effect", "relative_effect", "se", "boundary", "statistic", "ci_low", "ci_high"]
+        carried.append("gst_decision")
+        # a look without new information (or after the final one) repeats the last analysis
+        frame.loc[rows.index, ["ci_low", "ci_high"]] = np.nan
+        if looks.empty:
+            continue
+        observed = np.minimum(fractions[usable], 1.0)
+        z = rows.loc[looks, "effect"].to_numpy(float) / se[usable]
+        result = design.analyze(z, information=observed, se=se[usable])
+        frame.loc[looks, "boundary"] = result.boundaries
+        frame.loc[looks, "statistic"] = z
+        frame.loc[looks, "ci_low"] = result.ci_low
+        frame.loc[looks, "ci_high"] = result.ci_high
+        if result.stopped_at is not None:
+            decided = looks[result.stopped_at - 1 :]
+            frame.loc[decided, "gst_decision"] = result.decision
+        after = rows.index[rows.index >= looks[0]]
+        analysed = frame.loc[after, carried].where(
+            pd.Series(usable, index=rows.index)[after], axis=0
+        )
+        frame.loc[after, carried] = analysed.ffill()
+    return frame
