@@ -117,3 +117,11 @@ def test_group_sequential_needs_dates_and_no_segments(units):
             ["revenue"], method="gst", method_options={"planned_n": 10}, segments=["country"]
         )
     assert info.value.argument == "segments"
+
+
+def test_report_draws_always_valid_bands(units, tmp_path):
+    path = sl.Analyzer(units, date="ts").report(
+        tmp_path / "r.html", metrics=["revenue"], method="cs"
+    )
+    text = path.read_text()
+    assert "valid however often" in text and text.count("data:image/png;base64,") == 2

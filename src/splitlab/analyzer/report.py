@@ -150,7 +150,11 @@ def _timelines(
     """Per metric name: the cumulative timeline, or why there is none."""
     if analyzer.date is None:
         return {}
-    shared = {key: options[key] for key in ("method", "relative", "alpha") if key in options}
+    shared = {
+        key: options[key]
+        for key in ("method", "relative", "alpha", "method_options")
+        if key in options
+    }
     cuped = options.get("cuped")
     timelines: dict[str, pd.DataFrame | str] = {}
     for metric in as_metrics(metrics):
@@ -452,6 +456,11 @@ def _results_section(results: pd.DataFrame, mismatched: set) -> str:
     explanation = (
         f"Effects are {scale} with {1 - alpha:.0%} intervals; method {_e(method)}"
         + (f", p-values adjusted with {_e(parameters['correction'])}" if adjusted else "")
+        + (
+            "; the intervals and p-values stay valid however often the experiment is looked at"
+            if method in ("cs", "msprt", "gst")
+            else ""
+        )
         + ". Green rows are wins, red rows losses (dark red: a guardrail metric got worse)."
     )
     return (
