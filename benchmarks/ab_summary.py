@@ -33,7 +33,6 @@ import os
 import platform
 import pstats
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+from _provenance import cpu_model, git_commit, usable_cores
 from scipy import special, stats
 
 import splitlab
@@ -239,34 +239,6 @@ def time_components(arms: Arms, repeats: int) -> list[tuple[str, float]]:
         ],
     }
     return list(best_times(pieces, repeats).items())
-
-
-def git_commit() -> str:
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-
-    head = git("rev-parse", "--short", "HEAD")
-    if head.returncode != 0:
-        return "unknown"
-    dirty = git("status", "--porcelain", "--", "src").stdout.strip()
-    return head.stdout.strip() + (" (src/ has uncommitted changes)" if dirty else "")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def format_seconds(seconds: float) -> str:

@@ -48,6 +48,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import scipy
+from _provenance import cpu_model, git_commit, usable_cores
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -185,34 +186,6 @@ def cold_compile_seconds() -> dict[str, float]:
             )  # fmt: skip
             result[label] = json.loads(run.stdout)
     return result
-
-
-def git_commit() -> str:
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-
-    head = git("rev-parse", "--short", "HEAD")
-    if head.returncode != 0:
-        return "unknown"
-    dirty = git("status", "--porcelain", "--", "src").stdout.strip()
-    return head.stdout.strip() + (" (src/ has uncommitted changes)" if dirty else "")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def verdict(rate: float, replications: int) -> str:

@@ -89,3 +89,22 @@ def two_group_counts(successes_c, n_c, successes_t, n_t) -> list[np.ndarray]:
     if np.any(successes_t > n_t):
         raise InvalidArgumentError("successes_t", "must not exceed n_t")
     return [successes_c, n_c, successes_t, n_t]
+
+
+def counts_and_weights(counts, weights) -> list[np.ndarray]:
+    """Unit counts per arm (last axis) and the planned split (equal when None), broadcast."""
+    observed = as_counts("counts", counts)
+    if observed.ndim == 0:
+        raise InvalidArgumentError("counts", "needs an arm axis: one count per arm, last")
+    if weights is None:
+        split = np.ones(observed.shape[-1])
+    else:
+        split = as_float_array("weights", weights)
+        if np.any(split < 0.0):
+            raise InvalidArgumentError("weights", "must be non-negative")
+        if split.ndim == 0 or split.shape[-1] != observed.shape[-1]:
+            raise ShapeMismatchError(
+                "counts/weights",
+                f"need one weight per arm: counts {observed.shape}, weights {split.shape}",
+            )
+    return broadcast(counts=observed, weights=split)

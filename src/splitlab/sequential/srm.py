@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from splitlab._validation import as_counts, as_float_array, broadcast, check_alpha
-from splitlab.errors import DegenerateDataWarning, InvalidArgumentError, ShapeMismatchError
+from splitlab._validation import check_alpha, counts_and_weights
+from splitlab.errors import DegenerateDataWarning, InvalidArgumentError
 
 __all__ = ["SequentialSRMResult", "sequential_srm"]
 
@@ -97,23 +97,9 @@ def sequential_srm(
     >>> monitored.reject.tolist()
     [False, False, True]
     """
-    observed = as_counts("counts", counts)
-    if observed.ndim == 0:
-        raise InvalidArgumentError("counts", "needs an arm axis: one count per arm, last")
-    if weights is None:
-        split = np.ones(observed.shape[-1])
-    else:
-        split = as_float_array("weights", weights)
-        if np.any(split < 0.0):
-            raise InvalidArgumentError("weights", "must be non-negative")
-        if split.ndim == 0 or split.shape[-1] != observed.shape[-1]:
-            raise ShapeMismatchError(
-                "counts/weights",
-                f"need one weight per arm: counts {observed.shape}, weights {split.shape}",
-            )
+    observed, split = counts_and_weights(counts, weights)
     prior_size = _check_concentration(concentration)
     level = None if alpha is None else check_alpha(alpha)
-    observed, split = broadcast(counts=observed, weights=split)
 
     weighted = split > 0.0
     weighted_arms = np.count_nonzero(weighted, axis=-1)

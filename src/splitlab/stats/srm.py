@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from splitlab._validation import as_counts, as_float_array, broadcast
-from splitlab.errors import DegenerateDataWarning, InvalidArgumentError, ShapeMismatchError
+from splitlab._validation import counts_and_weights
+from splitlab.errors import DegenerateDataWarning
 
 __all__ = ["SRMResult", "srm_test"]
 
@@ -55,21 +55,7 @@ def srm_test(counts: object, weights: object = None) -> SRMResult:
     >>> round(float(result.statistic), 4), round(float(result.p_value), 6), result.error
     (4.7619, 0.029096, '')
     """
-    observed = as_counts("counts", counts)
-    if observed.ndim == 0:
-        raise InvalidArgumentError("counts", "needs an arm axis: one count per arm, last")
-    if weights is None:
-        split = np.ones(observed.shape[-1])
-    else:
-        split = as_float_array("weights", weights)
-        if np.any(split < 0.0):
-            raise InvalidArgumentError("weights", "must be non-negative")
-        if split.ndim == 0 or split.shape[-1] != observed.shape[-1]:
-            raise ShapeMismatchError(
-                "counts/weights",
-                f"need one weight per arm: counts {observed.shape}, weights {split.shape}",
-            )
-    observed, split = broadcast(counts=observed, weights=split)
+    observed, split = counts_and_weights(counts, weights)
 
     weighted = split > 0.0
     weighted_arms = np.count_nonzero(weighted, axis=-1)
