@@ -1,0 +1,1 @@
+"""Multi-armed and contextual bandit policies with exact propensities."""
