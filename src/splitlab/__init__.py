@@ -65,3 +65,12 @@ __all__ = [
     "srm_test",
     "ttest",
 ]
+
+
+def __getattr__(name: str):
+    """``sl.bandits`` and ``sl.simulate`` load on first use (their numba kernels compile)."""
+    if name in ("bandits", "simulate"):
+        import importlib
+
+        return importlib.import_module(f"splitlab.{name}")
+    raise AttributeError(f"module 'splitlab' has no attribute {name!r}")

@@ -22,6 +22,9 @@ state ``version``: choices between updates cost one uniform draw.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
+from itertools import accumulate
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,10 +33,14 @@ from splitlab.errors import InvalidArgumentError
 
 STATE_FORMAT = 1
 
+# One entropy-seeded generator for calls without ``rng`` (numpy Generators lock internally);
+# building a fresh one per call cost ~10 µs.
+_DEFAULT_RNG = np.random.default_rng()
+
 
 def as_rng(rng: object) -> np.random.Generator:
     if rng is None:
-        return np.random.default_rng()
+        return _DEFAULT_RNG
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)):
@@ -44,10 +51,11 @@ def as_rng(rng: object) -> np.random.Generator:
 
 
 def draw_from(probabilities: np.ndarray, uniform: float) -> int:
-    """The arm whose CDF interval contains ``uniform`` (inverse-CDF sampling)."""
+    """The arm whose CDF interval contains ``uniform`` (inverse-CDF sampling); never an arm
+    of probability zero, even when ``uniform * total`` rounds up to the total."""
     cumulative = np.cumsum(probabilities)
     arm = int(np.searchsorted(cumulative, uniform * cumulative[-1], side="right"))
-    return min(arm, probabilities.size - 1)
+    return min(arm, int(np.flatnonzero(probabilities > 0)[-1]))
 
 
 class Policy:
@@ -89,6 +97,13 @@ class Policy:
         self.version = 0
         self._cache_version = -1
         self._cache: np.ndarray | None = None
+        # (version, CDF, total, propensities, last positive arm) as Python lists for choose
+        self._draw_table: tuple = (-1,)
+        # one-observation buffers for update: copies, arms, rewards, contexts, weights
+        self._single = (
+            np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1),
+            np.zeros((1, 0)), np.ones(1),
+        )  # fmt: skip
         if n_arms is not None:
             self.resize(n_arms, n_features)
         elif n_features is not None:
@@ -172,7 +187,7 @@ class Policy:
             value = float(reward)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError("reward", f"must be a number, got {reward!r}") from exc
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             raise InvalidArgumentError("reward", "must be finite")
         bounds = self._reward_range
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
@@ -190,17 +205,39 @@ class Policy:
         context = self._check_context(context)
         mask = self._check_available(available)
         if context is None and mask is None:
-            if self._cache_version != self.version:
-                self._cache = self._probabilities(None, None)
-                self._cache_version = self.version
-            return self._cache.copy()  # type: ignore[union-attr]
+            return self._cached_probabilities().copy()
         return self._probabilities(context, mask)
+
+    def _cached_probabilities(self) -> np.ndarray:
+        if self._cache_version != self.version:
+            version = self.version
+            self._cache = self._probabilities(None, None)
+            self._cache_version = version
+        return self._cache  # type: ignore[return-value]
 
     def choose(
         self, context: object = None, available: object = None, rng: object = None
     ) -> tuple[int, float]:
         """(arm, propensity), drawn from exactly :meth:`probabilities`."""
+        if context is None and available is None and not self.contextual:
+            # fast path: the cached CDF as Python lists, bisected like draw_from does
+            table = self._draw_table
+            if table[0] != self.version:
+                table = self._refresh_draw_table()
+            generator = rng if type(rng) is np.random.Generator else as_rng(rng)
+            arm = min(bisect_right(table[1], generator.random() * table[2]), table[4])
+            return arm, table[3][arm]
         return self.choose_with_uniform(as_rng(rng).random(), context, available)
+
+    def _refresh_draw_table(self) -> tuple:
+        self._require_sized()
+        version = self.version
+        propensities = self._cached_probabilities().tolist()
+        cumulative = list(accumulate(propensities))  # sequential sums, as np.cumsum
+        last = max(k for k, value in enumerate(propensities) if value > 0)
+        table = (version, cumulative, cumulative[-1], propensities, last)
+        self._draw_table = table
+        return table
 
     def choose_with_uniform(
         self, uniform: float, context: object = None, available: object = None
@@ -238,6 +275,24 @@ class Policy:
     def update(self, arm: object, reward: object, context: object = None, weight: float = 1.0):
         """Add one observation."""
         self._require_sized()
+        if context is None and not self.contextual:
+            # fast path: one kernel call on preallocated one-observation buffers
+            index, value = self._check_arm(arm), self._check_reward(reward)
+            if weight != 1.0:
+                weight = float(weight)
+                if not (math.isfinite(weight) and weight >= 0.0):
+                    raise InvalidArgumentError("weight", "must be finite and non-negative")
+            if self.discount < 1.0:
+                self._decay_statistics(self.discount)
+            copies, arms, rewards, contexts, weights = self._single
+            arms[0], rewards[0], weights[0] = index, value, weight
+            arrays = self.arrays
+            self._update_kernel(
+                *[arrays[name] for name in self._statistics],
+                self._params(), copies, arms, rewards, contexts, weights,
+            )  # fmt: skip
+            self._touch()
+            return
         contexts = None if context is None else [context]
         arms, rewards = [self._check_arm(arm)], [self._check_reward(reward)]
         self.update_batch(arms, rewards, contexts, [weight], _checked=True)
