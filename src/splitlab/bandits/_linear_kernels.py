@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -251,16 +251,16 @@ def score_moments(A_inv, theta, context, scale, means, sds):
 
 
 @njit(cache=True, fastmath=True)
-def batch_spread(contexts, packed, spread):
-    """Many contexts: spread[n, k] = max(x_nᵀA_k⁻¹x_n, 0), with
-    ``packed[k]`` the upper triangle of A_k⁻¹ (off-diagonal entries doubled) so that the
-    quadratic form is one dot product with the products x_i x_j (i ≤ j). Four rows share
-    every load of ``packed``; fastmath only lets these sums vectorize."""
-    n_rows, d = contexts.shape
+def _spread_rows(contexts, packed, spread, first, stop):
+    """spread[n, k] = max(x_nᵀA_k⁻¹x_n, 0) for rows first..stop − 1, with ``packed[k]`` the
+    upper triangle of A_k⁻¹ (off-diagonal entries doubled) so that the quadratic form is one
+    dot product with the products x_i x_j (i ≤ j). Four rows share every load of ``packed``;
+    fastmath only lets these sums vectorize."""
+    d = contexts.shape[1]
     n_arms, size = packed.shape
     products = np.zeros((4, size))
-    for start in range(0, n_rows, 4):
-        rows = min(4, n_rows - start)
+    for start in range(first, stop, 4):
+        rows = min(4, stop - start)
         for q in range(rows):
             index = 0
             for i in range(d):
@@ -283,6 +283,19 @@ def batch_spread(contexts, packed, spread):
                 spread[start + 2, k] = max(a2, 0.0)
             if rows > 3:
                 spread[start + 3, k] = max(a3, 0.0)
+
+
+@njit(cache=True, parallel=True)
+def batch_spread(contexts, packed, spread):
+    """Many contexts, split into chunks of rows scored in parallel (see ``_spread_rows``)."""
+    n_rows = contexts.shape[0]
+    chunks = 16
+    chunk = (n_rows + chunks - 1) // chunks
+    for c in prange(chunks):
+        first = c * chunk
+        stop = min(n_rows, first + chunk)
+        if first < stop:
+            _spread_rows(contexts, packed, spread, first, stop)
 
 
 @njit(cache=True)
