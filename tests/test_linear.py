@@ -415,3 +415,21 @@ def test_contextual_policies_beat_context_free_epsilon_greedy():
     ):
         regret = run(policy)
         assert regret < 0.25 * greedy_regret, (type(policy).__name__, regret, greedy_regret)
+
+
+def test_linucb_fused_batch_decisions_equal_the_generic_path():
+    from splitlab.bandits.base import Policy
+
+    rng = np.random.default_rng(31)
+    policy = LinUCB(alpha=0.7, n_arms=6, n_features=4)
+    policy.update_batch(rng.integers(0, 6, 300), rng.random(300), rng.normal(size=(300, 4)))
+    contexts = rng.normal(size=(5000, 4))
+    for available in (None, [True, False, True, True, False, True]):
+        fused = policy.choose_batch(contexts, available=available, rng=3)
+        generic = Policy.choose_batch(policy, contexts, available=available, rng=3)
+        np.testing.assert_array_equal(fused[0], generic[0])
+        np.testing.assert_allclose(fused[1], generic[1], rtol=0, atol=0)
+    fresh = LinUCB(n_arms=3, n_features=2)  # every arm tied: uniform choice
+    arms, propensities = fresh.choose_batch(rng.normal(size=(30_000, 2)), rng=4)
+    np.testing.assert_allclose(np.bincount(arms) / 30_000, 1 / 3, atol=4 * np.sqrt(2 / 9 / 30_000))
+    assert (propensities == 1 / 3).all()

@@ -538,3 +538,58 @@ def squarecb_select(A, b, updates, A_inv, theta, params, contexts, available, ou
         while probabilities[choice] == 0.0:  # rounding left the uniform past the last arm
             choice -= 1
         out_arms[c] = choice
+
+
+@njit(cache=True, fastmath=True)
+def _ucb_rows(contexts, packed, theta, alpha, available, uniforms, arms, propensities, first, stop):
+    """LinUCB decisions for rows first..stop − 1: score x·θ_k + α sqrt(xᵀA_k⁻¹x), the argmax
+    with ties split evenly, drawn by inverse CDF at ``uniforms[n]`` (as ``Policy.choose``)."""
+    d = contexts.shape[1]
+    n_arms, size = packed.shape
+    products = np.zeros(size)
+    scores = np.empty(n_arms)
+    for n in range(first, stop):
+        index = 0
+        for i in range(d):
+            xi = contexts[n, i]
+            for j in range(i, d):
+                products[index] = xi * contexts[n, j]
+                index += 1
+        best, ties = -np.inf, 0
+        for k in range(n_arms):
+            spread = 0.0
+            for t in range(size):
+                spread += packed[k, t] * products[t]
+            mean = 0.0
+            for i in range(d):
+                mean += contexts[n, i] * theta[k, i]
+            scores[k] = mean + alpha * math.sqrt(max(spread, 0.0))
+            if available[k]:
+                if scores[k] > best:
+                    best, ties = scores[k], 1
+                elif scores[k] == best:
+                    ties += 1
+        pick = min(int(uniforms[n] * ties), ties - 1)
+        for k in range(n_arms):
+            if available[k] and scores[k] == best:
+                if pick == 0:
+                    arms[n] = k
+                    break
+                pick -= 1
+        propensities[n] = 1.0 / ties
+
+
+@njit(cache=True, parallel=True)
+def linucb_choose_batch(contexts, packed, theta, alpha, available, uniforms, arms, propensities):
+    """Many LinUCB decisions at once, rows split into chunks scored in parallel."""
+    n_rows = contexts.shape[0]
+    chunks = 16
+    chunk = (n_rows + chunks - 1) // chunks
+    for c in prange(chunks):
+        first = c * chunk
+        stop = min(n_rows, first + chunk)
+        if first < stop:
+            _ucb_rows(
+                contexts, packed, theta, alpha, available, uniforms, arms, propensities,
+                first, stop,
+            )  # fmt: skip

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from splitlab.bandits import _linear_kernels as kernels
-from splitlab.bandits.base import Policy
+from splitlab.bandits.base import Policy, as_rng
 from splitlab.errors import InvalidArgumentError
 
 __all__ = ["LinTS", "LinUCB", "LogisticTS", "SquareCB"]
@@ -146,12 +146,17 @@ class _LinearPolicy(Policy):
     def _mask(self, available: np.ndarray | None) -> np.ndarray:
         return np.ones(self.n_arms, dtype=bool) if available is None else available
 
-    def _moments_batch(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, K) predictions xᵀθ_k and quadratic forms xᵀA_k⁻¹x of copy 0."""
+    def _packed_inverse(self) -> np.ndarray:
+        """Upper triangles of every arm's A⁻¹, off-diagonal entries doubled, so that
+        xᵀA⁻¹x is one dot product with the products x_i x_j (i ≤ j)."""
         d = self.n_features
         upper = np.triu_indices(d)
         doubled = self.arrays["A_inv"][0] * (2.0 - np.eye(d))
-        packed = np.ascontiguousarray(doubled[:, upper[0], upper[1]])
+        return np.ascontiguousarray(doubled[:, upper[0], upper[1]])
+
+    def _moments_batch(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, K) predictions xᵀθ_k and quadratic forms xᵀA_k⁻¹x of copy 0."""
+        packed = self._packed_inverse()
         rows = np.ascontiguousarray(contexts)
         spread = np.empty((rows.shape[0], self.n_arms))
         kernels.batch_spread(rows, packed, spread)
@@ -232,6 +237,21 @@ class LinUCB(_LinearPolicy):
             self._mask(available), out,
         )  # fmt: skip
         return out
+
+    def choose_batch(self, contexts=None, available=None, rng=None, size=None):
+        """Vectorized decisions, scored, tie-broken and drawn in one parallel kernel (the
+        same decisions and propensities as the generic path, without (N, K) temporaries)."""
+        self._require_sized()
+        rows = np.ascontiguousarray(self._check_context(contexts, batch=True))
+        mask = self._mask(self._check_available(available))
+        uniforms = as_rng(rng).random(rows.shape[0])
+        arms = np.empty(rows.shape[0], dtype=np.int64)
+        propensities = np.empty(rows.shape[0])
+        kernels.linucb_choose_batch(
+            rows, self._packed_inverse(), np.ascontiguousarray(self.arrays["theta"][0]),
+            self.alpha, mask, uniforms, arms, propensities,
+        )  # fmt: skip
+        return arms, propensities
 
     def _probabilities_batch(self, contexts: np.ndarray, available) -> np.ndarray:
         means, spread = self._moments_batch(contexts)
