@@ -251,23 +251,27 @@ def score_moments(A_inv, theta, context, scale, means, sds):
 
 
 @njit(cache=True, fastmath=True)
+def _pair_products(x, products):
+    """products = x_i x_j for i ≤ j, in the order of ``np.triu_indices``."""
+    index = 0
+    for i in range(x.size):
+        for j in range(i, x.size):
+            products[index] = x[i] * x[j]
+            index += 1
+
+
+@njit(cache=True, fastmath=True)
 def _spread_rows(contexts, packed, spread, first, stop):
     """spread[n, k] = max(x_nᵀA_k⁻¹x_n, 0) for rows first..stop − 1, with ``packed[k]`` the
     upper triangle of A_k⁻¹ (off-diagonal entries doubled) so that the quadratic form is one
     dot product with the products x_i x_j (i ≤ j). Four rows share every load of ``packed``;
     fastmath only lets these sums vectorize."""
-    d = contexts.shape[1]
     n_arms, size = packed.shape
     products = np.zeros((4, size))
     for start in range(first, stop, 4):
         rows = min(4, stop - start)
         for q in range(rows):
-            index = 0
-            for i in range(d):
-                xi = contexts[start + q, i]
-                for j in range(i, d):
-                    products[q, index] = xi * contexts[start + q, j]
-                    index += 1
+            _pair_products(contexts[start + q], products[q])
         for k in range(n_arms):
             a0, a1, a2, a3 = 0.0, 0.0, 0.0, 0.0
             for t in range(size):
@@ -549,12 +553,7 @@ def _ucb_rows(contexts, packed, theta, alpha, available, uniforms, arms, propens
     products = np.zeros(size)
     scores = np.empty(n_arms)
     for n in range(first, stop):
-        index = 0
-        for i in range(d):
-            xi = contexts[n, i]
-            for j in range(i, d):
-                products[index] = xi * contexts[n, j]
-                index += 1
+        _pair_products(contexts[n], products)
         best, ties = -np.inf, 0
         for k in range(n_arms):
             spread = 0.0
