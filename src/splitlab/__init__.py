@@ -67,10 +67,17 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """``sl.bandits`` and ``sl.simulate`` load on first use (their numba kernels compile)."""
-    if name in ("bandits", "simulate"):
-        import importlib
+_LAZY_MODULES = ("bandits", "simulate", "ope")
+_LAZY_NAMES = {"Allocator": "splitlab.allocator", "Decision": "splitlab.allocator"}
 
+
+def __getattr__(name: str):
+    """``sl.bandits``, ``sl.simulate``, ``sl.ope`` and ``sl.Allocator`` load on first use
+    (their numba kernels compile)."""
+    import importlib
+
+    if name in _LAZY_MODULES:
         return importlib.import_module(f"splitlab.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'splitlab' has no attribute {name!r}")

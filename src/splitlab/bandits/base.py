@@ -78,6 +78,7 @@ class Policy:
 
     contextual: ClassVar[bool] = False
     _statistics: ClassVar[tuple[str, ...]] = ()
+    _derived: ClassVar[tuple[str, ...]] = ()  # caches computed from the others (not additive)
     _reward_range: ClassVar[tuple[float, float] | None] = None
 
     def __init__(
@@ -151,7 +152,7 @@ class Policy:
                 "context",
                 f"must have {self.n_features} features per row, got shape {array.shape}",
             )
-        if not np.all(np.isfinite(array)):
+        if not np.isfinite(array).all():  # the method: np.all's dispatch costs ~1 µs here
             raise InvalidArgumentError("context", "contains NaN or infinite values")
         return array
 
@@ -383,6 +384,35 @@ class Policy:
         for name in self._statistics:
             self.arrays[name] += other.arrays[name] - prior[name]
         self._touch()
+
+    def additive_statistics(self) -> dict[str, np.ndarray]:
+        """Copies of the statistics that add across replicas (derived caches left out)."""
+        return {
+            name: self.arrays[name][0].copy()
+            for name in self._statistics
+            if name not in self._derived
+        }
+
+    def add_statistics(self, increments: dict[str, np.ndarray]) -> None:
+        """Add statistics gathered elsewhere (e.g. a replica's delta since its last
+        exchange, as differences of :meth:`additive_statistics`); caches are rebuilt."""
+        self._require_sized()
+        expected = set(self.additive_statistics())
+        if set(increments) != expected:
+            raise InvalidArgumentError(
+                "increments", f"needs exactly the statistics {sorted(expected)}"
+            )
+        for name, value in increments.items():
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != self.arrays[name].shape[1:] or not np.isfinite(value).all():
+                raise InvalidArgumentError("increments", f"{name!r} has the wrong shape or NaN")
+        for name, value in increments.items():
+            self.arrays[name][0] += value
+        self._rebuild_derived()
+        self._touch()
+
+    def _rebuild_derived(self) -> None:
+        """Recompute caches after statistics were added (policies with ``_derived``)."""
 
     def decay(self, gamma: float) -> None:
         """Shrink the evidence toward the prior: statistics = prior + γ (statistics − prior),

@@ -94,6 +94,9 @@ class _LinearPolicy(Policy):
                 "state", f"A of arm {failed % self.n_arms} is not positive definite"
             )
 
+    def _rebuild_derived(self) -> None:
+        self._refresh_caches()
+
     def _caches_agree(self) -> bool:
         A, A_inv = self.arrays["A"], self.arrays["A_inv"]
         identity = np.eye(self.n_features)
