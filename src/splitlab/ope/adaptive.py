@@ -1,0 +1,365 @@
+"""Arm values and contrasts after adaptive allocation.
+
+A bandit shifts traffic toward arms that looked good, so an arm's naive sample mean is
+biased (downward for arms that were unlucky early and then starved) and its textbook
+interval under-covers. Three readouts, each giving arm values with a covariance matrix:
+
+``"aw_aipw"`` — adaptively weighted AIPW (Hadad, Hirshberg, Zhan, Wager & Athey, "Confidence
+intervals for policy evaluation in adaptive experiments", PNAS 118(15), 2021). With the
+AIPW scores Γ̂ₜ(a) of :func:`~splitlab.ope._kernels.aipw_scores` (plug-in μ̂ from earlier
+rows only) and evaluation weights hₜ(a) that depend on the past only,
+
+    Q̂ʰ(a) = Σₜ hₜ(a) Γ̂ₜ(a) / Σₜ hₜ(a),   V̂(a) = Σₜ hₜ(a)² (Γ̂ₜ(a) − Q̂ʰ(a))² / (Σₜ hₜ(a))²,
+
+and (Q̂ʰ(a) − Q(a)) / √V̂(a) is asymptotically N(0, 1) (their Theorem 2). Weights:
+``"stable_var"`` hₜ = √eₜ(a) (constant allocation rate, after Luedtke & van der Laan
+2016); ``"two_point"`` the two-point allocation rate of §3 — hₜ²/eₜ = λₜ Πₛ<ₜ(1 − λₛ) with
+λₜ = eₜ/(T − t + 1) + (1 − eₜ)(1 − α)/((1 − α) + T(t/T)^α − t), interpolating between an
+arm that keeps its share and one whose probability decays like t^(−α) (α =
+``floor_decay``); ``"uniform"`` hₜ = 1 (plain AIPW, valid only without vanishing
+propensities). A contrast uses the cross-products of the centred, normalized terms
+uₜ(a) = hₜ(a)(Γ̂ₜ(a) − Q̂ʰ(a))/Σₛhₛ(a): Cov(a, b) = Σₜ uₜ(a) uₜ(b).
+
+``"naive"`` — the per-arm sample mean with se = s/√n (for comparison; not valid on bandit data).
+
+``"period_weighted"`` — GrowthBook's correction for bandits whose weights changed between
+periods (gbstats ``BanditsPrevious``, ``weight_by_period``): with nₚ rows in period p out of
+N, ȳ(a) = Σₚ (nₚ/N) ȳₚ(a) and Var = Σₚ (nₚ/N)² sₚ²(a)/nₚ(a). This removes the Simpson's
+paradox of pooling periods with different splits when the reward drifts between periods.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from splitlab._validation import check_alpha, check_choice
+from splitlab.errors import DegenerateDataWarning, InvalidArgumentError
+from splitlab.ope import _kernels
+from splitlab.ope.estimators import _provenance
+from splitlab.ope.logs import BanditLog, load_log
+
+__all__ = ["METHODS", "WEIGHTS", "arm_contrasts", "arm_values", "aw_aipw_weights"]
+
+METHODS = ("aw_aipw", "naive", "period_weighted")
+WEIGHTS = ("stable_var", "two_point", "uniform")
+DEFAULT_FLOOR_DECAY = 0.7  # the decay rate of the probability floor in Hadad et al.'s studies
+
+
+def aw_aipw_weights(
+    probabilities: np.ndarray, weights: str = "stable_var", floor_decay: float = 0.7
+) -> np.ndarray:
+    """Evaluation weights hₜ(a), shape (T, K), from the logged probabilities eₜ(a).
+
+    >>> e = np.array([[0.5, 0.5], [0.8, 0.2]])
+    >>> aw_aipw_weights(e).round(3).tolist()
+    [[0.707, 0.707], [0.894, 0.447]]
+    """
+    weights = check_choice("weights", weights, WEIGHTS)
+    e = np.asarray(probabilities, dtype=np.float64)
+    if weights == "uniform":
+        return np.ones_like(e)
+    if weights == "stable_var":
+        return np.sqrt(e)
+    alpha = float(floor_decay)
+    if not 0.0 <= alpha < 1.0:
+        raise InvalidArgumentError("floor_decay", f"must be in [0, 1), got {floor_decay!r}")
+    horizon = e.shape[0]
+    t = np.arange(1, horizon + 1, dtype=np.float64)[:, None]
+    keeps_share = 1.0 / (horizon - t + 1.0)
+    decays = (1.0 - alpha) / ((1.0 - alpha) + horizon * (t / horizon) ** alpha - t)
+    rate = np.clip(e * keeps_share + (1.0 - e) * decays, 0.0, 1.0)
+    # stick breaking: hₜ²/eₜ = λₜ Π_{s<t} (1 − λₛ)
+    remaining = np.vstack([np.ones((1, e.shape[1])), np.cumprod(1.0 - rate, axis=0)[:-1]])
+    return np.sqrt(np.maximum(rate * remaining * e, 0.0))
+
+
+def _aw_aipw(log: BanditLog, weights: str, floor_decay: float):
+    if log.probabilities is None:
+        raise InvalidArgumentError(
+            "log",
+            "AW-AIPW needs the full logged probabilities of every arm (columns prob_0 … "
+            "prob_{K-1}, or probabilities=)",
+        )
+    probabilities = np.ascontiguousarray(log.probabilities)
+    scores = np.empty_like(probabilities)
+    _kernels.aipw_scores(log.actions, log.rewards, probabilities, scores)
+    h = aw_aipw_weights(probabilities, weights, floor_decay)
+    total = h.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = np.sum(h * scores, axis=0) / total
+        terms = h * (scores - estimate) / total
+    covariance = terms.T @ terms
+    return estimate, covariance
+
+
+def _naive(log: BanditLog, k: int):
+    counts = np.bincount(log.actions, minlength=k).astype(float)
+    sums = np.bincount(log.actions, log.rewards, minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / counts
+        centred = log.rewards - mean[log.actions]
+        variance = np.bincount(log.actions, centred * centred, minlength=k) / (counts - 1.0)
+        return mean, np.diag(np.where(counts > 1, variance / counts, np.nan))
+
+
+def _period_weighted(log: BanditLog, k: int):
+    if log.periods is None:
+        raise InvalidArgumentError("log", "period weighting needs a period column")
+    labels, period = np.unique(log.periods, return_inverse=True)
+    cells = period * k + log.actions
+    size = labels.size * k
+    n = np.bincount(cells, minlength=size).reshape(labels.size, k).astype(float)
+    sums = np.bincount(cells, log.rewards, minlength=size).reshape(labels.size, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(n > 0, sums / n, 0.0)
+        centred = log.rewards - means.ravel()[cells]
+        squares = np.bincount(cells, centred * centred, minlength=size).reshape(labels.size, k)
+        # cells with one row borrow the arm's pooled within-period variance
+        pooled = squares.sum(axis=0) / np.maximum(n - 1.0, 0.0).sum(axis=0)
+        cell_var = np.where(n > 1, squares / (n - 1.0), pooled)
+        share = n.sum(axis=1, keepdims=True) / n.sum()
+        served = n > 0
+        missing = (~served & (n.sum(axis=0) > 0)).any(axis=0)
+        weight = np.where(served, share, 0.0)
+        weight = weight / weight.sum(axis=0)
+        mean = np.sum(weight * means, axis=0)
+        variance = np.sum(np.where(served, weight**2 * cell_var / n, 0.0), axis=0)
+    if missing.any():
+        warnings.warn(
+            f"arms {np.flatnonzero(missing).tolist()} were not served in every period; their "
+            "period weights are renormalized over the periods that served them",
+            DegenerateDataWarning,
+            stacklevel=4,
+        )
+    return mean, np.diag(variance)
+
+
+def arm_inference(
+    log: BanditLog, method: str, weights: str = "stable_var", floor_decay: float = 0.7
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(value, covariance, times played) of every arm by ``method``."""
+    method = check_choice("method", method, METHODS)
+    k = log.n_actions if log.n_actions is not None else int(log.actions.max()) + 1
+    if method == "aw_aipw":
+        value, covariance = _aw_aipw(log, weights, floor_decay)
+    elif method == "naive":
+        value, covariance = _naive(log, k)
+    else:
+        value, covariance = _period_weighted(log, k)
+    played = np.bincount(log.actions, minlength=k)
+    return value, covariance, played
+
+
+def _labels(log: BanditLog, k: int) -> list[str]:
+    return list(log.arms) if log.arms is not None else [str(a) for a in range(k)]
+
+
+def arm_values(
+    log: object,
+    alpha: float = 0.05,
+    *,
+    method: str = "aw_aipw",
+    weights: str = "stable_var",
+    floor_decay: float = DEFAULT_FLOOR_DECAY,
+    **columns: Any,
+) -> pd.DataFrame:
+    """Value of every arm with a normal interval: columns arm, action, n (times played),
+    estimate, se, ci_low, ci_high, method. ``log`` as in :func:`~splitlab.ope.evaluate`
+    (AW-AIPW needs the full logged probabilities).
+
+    >>> log = {"action": [0, 1, 0, 1], "reward": [1.0, 0.0, 1.0, 1.0],
+    ...        "propensity": [0.5] * 4, "probabilities": [[0.5, 0.5]] * 4}
+    >>> arm_values(log, method="naive")["estimate"].tolist()
+    [1.0, 0.5]
+    """
+    alpha = check_alpha(alpha)
+    bandit_log = load_log(log, **columns)
+    value, covariance, played = arm_inference(bandit_log, method, weights, floor_decay)
+    se = np.sqrt(np.diag(covariance))
+    z = stats.norm.ppf(1.0 - alpha / 2.0)
+    labels = _labels(bandit_log, value.size)
+    table = pd.DataFrame(
+        {
+            "arm": labels, "action": np.arange(value.size), "n": played, "estimate": value,
+            "se": se, "ci_low": value - z * se, "ci_high": value + z * se,
+            "method": _method_name(method, weights),
+        }
+    )  # fmt: skip
+    parameters = {"alpha": alpha, "method": method, "weights": weights, "floor_decay": floor_decay}
+    table.attrs.update(_provenance(bandit_log, "ope.arm_values", parameters))
+    return table
+
+
+def _method_name(method: str, weights: str) -> str:
+    return f"aw_aipw/{weights}" if method == "aw_aipw" else method
+
+
+def contrasts(
+    value: np.ndarray, covariance: np.ndarray, control: int, relative: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Effects of every arm against ``control`` and their delta-method se."""
+    k = value.size
+    base = value[control]
+    gradient = np.zeros((k, k))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if relative:
+            effect = value / base - 1.0
+            gradient[np.arange(k), np.arange(k)] = 1.0 / base
+            gradient[:, control] += -value / base**2
+        else:
+            effect = value - base
+            gradient[np.arange(k), np.arange(k)] = 1.0
+            gradient[:, control] -= 1.0
+    variance = np.einsum("ij,jk,ik->i", gradient, covariance, gradient)
+    return effect, np.sqrt(np.maximum(variance, 0.0))
+
+
+def arm_contrasts(
+    log: object,
+    control: int | str = 0,
+    alpha: float = 0.05,
+    *,
+    method: str = "aw_aipw",
+    weights: str = "stable_var",
+    floor_decay: float = DEFAULT_FLOOR_DECAY,
+    relative: bool = False,
+    **columns: Any,
+) -> pd.DataFrame:
+    """Every arm against ``control`` (an action index or arm label): columns arm, control,
+    value_arm, value_control, effect, se, ci_low, ci_high, p_value (two-sided z), method.
+
+    >>> log = {"action": [0, 1, 0, 1], "reward": [1.0, 0.0, 1.0, 1.0],
+    ...        "propensity": [0.5] * 4, "probabilities": [[0.5, 0.5]] * 4}
+    >>> arm_contrasts(log, method="naive")["effect"].tolist()
+    [-0.5]
+    """
+    alpha = check_alpha(alpha)
+    bandit_log = load_log(log, **columns)
+    value, covariance, played = arm_inference(bandit_log, method, weights, floor_decay)
+    labels = _labels(bandit_log, value.size)
+    if isinstance(control, str):
+        if control not in labels:
+            raise InvalidArgumentError("control", f"unknown arm {control!r}; arms are {labels}")
+        index = labels.index(control)
+    else:
+        index = int(control)
+        if index != control or not 0 <= index < value.size:
+            raise InvalidArgumentError("control", f"must be an arm index below {value.size}")
+    effect, se = contrasts(value, covariance, index, relative)
+    z = stats.norm.ppf(1.0 - alpha / 2.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_value = 2.0 * stats.norm.sf(np.abs(effect / se))
+    others = [a for a in range(value.size) if a != index]
+    table = pd.DataFrame(
+        {
+            "arm": [labels[a] for a in others], "control": labels[index],
+            "n_arm": played[others], "n_control": played[index],
+            "value_arm": value[others], "value_control": value[index],
+            "effect": effect[others], "se": se[others],
+            "ci_low": effect[others] - z * se[others], "ci_high": effect[others] + z * se[others],
+            "p_value": p_value[others], "method": _method_name(method, weights),
+            "scale": "relative" if relative else "absolute",
+        }
+    )  # fmt: skip
+    parameters = {"alpha": alpha, "method": method, "weights": weights,
+                  "floor_decay": floor_decay, "relative": relative, "control": control}  # fmt: skip
+    table.attrs.update(_provenance(bandit_log, "ope.arm_contrasts", parameters))
+    return table
+
+
+def aipw_readout(
+    source: object,
+    *,
+    experiment: str,
+    variant: str,
+    control: Callable[[object], str],
+    metrics: Sequence[Any],
+    alpha: float,
+    relative: bool,
+    weights: str = "stable_var",
+    floor_decay: float = DEFAULT_FLOOR_DECAY,
+    action: str = "action",
+    propensity: str = "propensity",
+    probabilities: str | Sequence[str] = "prob_",
+    timestamp: str = "timestamp",
+) -> pd.DataFrame:
+    """Rows of ``Analyzer.analyze(method="aipw")``: AW-AIPW arm values and contrasts
+    against each experiment's control, per (experiment, metric, variant ≠ control)."""
+    import narwhals as nw
+
+    from splitlab.analyzer.sources import open_source
+    from splitlab.ope.logs import _numbered
+
+    check_choice("weights", weights, WEIGHTS)
+    opened = open_source(source)
+    schema = list(opened.columns)
+    for metric in metrics:
+        if metric.kind == "ratio" or metric.x is not None:
+            raise InvalidArgumentError(
+                "metrics", f"metric {metric.name!r}: method='aipw' takes plain mean metrics only"
+            )
+    listed = _numbered(schema, probabilities) if isinstance(probabilities, str) else probabilities
+    if not listed:
+        raise InvalidArgumentError(
+            "method_options",
+            f"method='aipw' reads a decision log with the logged probabilities of every arm "
+            f"(columns {probabilities}0, {probabilities}1, …), which the source lacks",
+        )
+    wanted = [experiment, variant, action, propensity, *listed, *(m.y for m in metrics)]
+    if timestamp in schema:
+        wanted.append(timestamp)
+    for column in wanted:
+        if column not in schema:
+            raise InvalidArgumentError(
+                "method_options", f"method='aipw' needs column {column!r}, not in the source"
+            )
+    selected = list(dict.fromkeys(wanted))
+    frame = opened.frame.select([nw.col(c) for c in selected]).collect().to_pandas()
+    rows = []
+    for name, group in frame.groupby(experiment, sort=True):
+        label = control(name)
+        for metric in metrics:
+            log = load_log(
+                group, action=action, reward=metric.y, propensity=propensity, context=None,
+                probabilities=list(listed), period=None, timestamp=timestamp, arm=variant,
+            )  # fmt: skip
+            value, covariance, played = arm_inference(log, "aw_aipw", weights, floor_decay)
+            labels = _labels(log, value.size)
+            if label not in labels:
+                raise InvalidArgumentError(
+                    "control",
+                    f"label {label!r} is not an arm of experiment {name!r} (arms: {labels})",
+                )
+            index = labels.index(label)
+            effect, se = contrasts(value, covariance, index, relative)
+            absolute, _ = contrasts(value, covariance, index, False)
+            z = stats.norm.ppf(1.0 - alpha / 2.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                p_value = 2.0 * stats.norm.sf(np.abs(effect / se))
+            for arm in range(value.size):
+                if arm == index or played[arm] == 0:
+                    continue
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    relative_effect = absolute[arm] / abs(value[index])
+                rows.append(
+                    {
+                        "experiment": name, "segment": "all", "metric": metric.name,
+                        "variant": labels[arm], "n_control": int(played[index]),
+                        "n_variant": int(played[arm]), "mean_control": value[index],
+                        "mean_variant": value[arm], "effect": effect[arm],
+                        "relative_effect": effect[arm] if relative else relative_effect,
+                        "se": se[arm], "ci_low": effect[arm] - z * se[arm],
+                        "ci_high": effect[arm] + z * se[arm], "p_value": p_value[arm],
+                        "method": f"aipw/{weights}",
+                        "scale": "relative" if relative else "absolute", "error": "",
+                        "guardrail": metric.guardrail, "higher_is_better": metric.higher_is_better,
+                        "excluded": log.excluded,
+                    }
+                )  # fmt: skip
+    return pd.DataFrame(rows)
