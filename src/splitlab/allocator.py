@@ -87,6 +87,18 @@ class Decision(NamedTuple):
     sticky: bool = False
 
 
+class PendingDecision(NamedTuple):
+    """A decision still waiting for its reward (see :meth:`Allocator.pending_decision`)."""
+
+    id: str
+    arm: str
+    arm_index: int
+    propensity: float
+    timestamp: float
+    unit: str | None
+    context: np.ndarray | None
+
+
 class StickyStore(Protocol):
     """Where ``sticky=True`` keeps each unit's first (arm, propensity): any object with
     ``get(unit) -> tuple | None`` and ``set(unit, value)`` (e.g. a Redis adapter)."""
@@ -435,6 +447,17 @@ class Allocator:
                 done.popitem(last=False)
             self._count_reward(index, row[_REWARD])
         return True
+
+    def pending_decision(self, decision_id: str) -> PendingDecision | None:
+        """The decision ``decision_id`` if it is still waiting for its reward, else None."""
+        with self._lock:
+            row = self._pending.get(decision_id)
+            if row is None:
+                return None
+            return PendingDecision(
+                row[_ID], self.arms[row[_ARM]], row[_ARM], row[_PROPENSITY], row[_TIME],
+                row[_UNIT], None if row[_CONTEXT] is None else row[_CONTEXT].copy(),
+            )  # fmt: skip
 
     def _count_reward(self, index: int, reward: object) -> None:
         self._rewards[index] += 1
