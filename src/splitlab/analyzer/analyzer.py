@@ -34,7 +34,7 @@ from splitlab.stats.multiplicity import adjust_pvalues
 from splitlab.stats.results import EffectResult, RowErrors
 from splitlab.stats.srm import srm_test
 
-METHODS = ("ttest", "bayes", "cs", "msprt", "gst")
+METHODS = ("ttest", "bayes", "cs", "msprt", "gst", "aipw")
 SEQUENTIAL = ("cs", "msprt", "gst")
 METHOD_OPTIONS = {
     "ttest": (),
@@ -42,6 +42,7 @@ METHOD_OPTIONS = {
     "cs": ("n_star",),
     "msprt": ("tau2", "n_plan"),
     "gst": ("planned_n", "spending"),
+    "aipw": ("weights", "floor_decay", "action", "propensity", "probabilities", "timestamp"),
 }
 CORRECTIONS = ("bonferroni", "holm", "bh", "by")
 CORRECTION_SCOPES = ("metric", "experiment")
@@ -311,6 +312,14 @@ class Analyzer:
         ``{"planned_n": units per comparison (both arms), "spending": "obf"}`` whose looks
         are the exposure days (needs ``date``); its rows report the efficacy boundary,
         the repeated confidence interval and ``decision``, and no p-value.
+
+        ``"aipw"`` reads a bandit decision log (``Allocator.flush``: ``variant`` holds the
+        arm label, with columns ``action``, ``propensity``, ``prob_0`` … and ``timestamp``)
+        and reports adaptively weighted AIPW arm values (``mean_*``) and contrasts against
+        the control arm, valid although the bandit shifted traffic (Hadad et al., PNAS 2021;
+        :mod:`splitlab.ope.adaptive`); options ``{"weights": "stable_var" | "two_point",
+        "floor_decay": 0.7}`` and the log's column names. Rows with a null reward are
+        dropped (counted in ``excluded``); there is no SRM check.
         """
         method = check_choice("method", method, METHODS)
         options = _method_options(method, method_options)
@@ -322,8 +331,10 @@ class Analyzer:
         for column in segment_columns:
             self._require_column("segments", column)
         resolved = self._resolve_metrics(metrics, cuped)
-        if method == "gst" and segment_columns:
-            raise InvalidArgumentError("segments", "are not available with method='gst'")
+        if method in ("gst", "aipw") and segment_columns:
+            raise InvalidArgumentError("segments", f"are not available with method={method!r}")
+        if method == "aipw":
+            return self._aipw(resolved, relative, correction, correction_scope, alpha, options)
         statistics = self._statistics(resolved, segment_columns)
         srm = self._srm_table(statistics).set_index("experiment")
 
@@ -362,6 +373,25 @@ class Analyzer:
                 DegenerateDataWarning,
                 stacklevel=2,
             )
+        return results
+
+    def _aipw(self, metrics, relative, correction, scope, alpha, options) -> pd.DataFrame:
+        """Arm values and contrasts from an Allocator decision log by adaptively weighted
+        AIPW (:mod:`splitlab.ope.adaptive`): valid after the bandit moved traffic."""
+        from splitlab.ope.adaptive import aipw_readout
+
+        results = aipw_readout(
+            self.source, experiment=self.experiment, variant=self.variant,
+            control=self._control_label, metrics=metrics, alpha=alpha, relative=relative,
+            **options,
+        )  # fmt: skip
+        results["srm_p_value"] = np.nan  # a bandit's split is not planned: no SRM check
+        results["srm_mismatch"] = False
+        results = self._adjust(results, "aipw", correction, scope, alpha)
+        parameters = {"method": "aipw", "relative": relative, "correction": correction,
+                      "correction_scope": scope, "alpha": alpha, "method_options": options,
+                      "metrics": [vars(m) for m in metrics]}  # fmt: skip
+        results.attrs.update(self._provenance("analyze", parameters, results))
         return results
 
     def _pairs(self, statistics: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -417,14 +447,14 @@ class Analyzer:
         self, results: pd.DataFrame, method: str, correction, scope: str, alpha: float
     ) -> pd.DataFrame:
         results["p_adjusted"] = results["p_value"]
-        if method in ("ttest", "cs", "msprt") and correction is not None and len(results):
+        if method in ("ttest", "cs", "msprt", "aipw") and correction is not None and len(results):
             family = ["experiment", "segment"] + (["metric"] if scope == "metric" else [])
             primary = ~results["guardrail"].astype(bool)
             for _, index in results[primary].groupby(family, sort=False).groups.items():
                 results.loc[index, "p_adjusted"] = adjust_pvalues(
                     results.loc[index, "p_value"].to_numpy(dtype=float), method=correction
                 )
-        if method in ("ttest", "cs", "msprt"):
+        if method in ("ttest", "cs", "msprt", "aipw"):
             significant = results["p_adjusted"] < alpha
         elif method == "gst":
             significant = results.pop("gst_decision") == "reject"
