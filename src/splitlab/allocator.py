@@ -509,9 +509,11 @@ class Allocator:
         return mask
 
     def _shape(self, probabilities: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """Burn-in, winner and floor applied to the policy's probabilities (a new array)."""
+        """Burn-in, winner and floor applied to the policy's probabilities. The policy's own
+        array is returned when nothing applies: callers freeze it, and policies build a new
+        array for every probability computation."""
         if self._winner is None and not self._burning and self.min_weight == 0:
-            return np.array(probabilities, dtype=np.float64)
+            return probabilities
         allowed = np.ones(len(self.arms), dtype=bool) if mask is None else mask
         if self._winner is not None and allowed[self._winner]:
             out = np.zeros(len(self.arms))
@@ -519,10 +521,8 @@ class Allocator:
             return out
         if self._burning:
             return allowed / allowed.sum()
-        if self.min_weight > 0:
-            count = int(allowed.sum())
-            return self.min_weight * allowed + (1.0 - self.min_weight * count) * probabilities
-        return np.array(probabilities, dtype=np.float64)
+        count = int(allowed.sum())
+        return self.min_weight * allowed + (1.0 - self.min_weight * count) * probabilities
 
     def _refresh_table(self) -> tuple:
         """Rebuild the context-free draw table (CDF as Python lists for bisect)."""
