@@ -4,6 +4,7 @@
 Parquet, analyzes it and writes an HTML report. ``splitlab analyze`` reads experiment logs
 (Parquet or CSV) and prints or writes the results table of :meth:`Analyzer.analyze`.
 ``splitlab power`` plans a test: the sample size, the minimum detectable effect or the power.
+``splitlab bench`` runs the benchmark suites or a scenario file (:mod:`splitlab.bench`).
 
 Bad input exits with status 2 and one line ``splitlab: error: ...`` on stderr.
 """
@@ -32,6 +33,8 @@ from splitlab._validation import check_alpha
 from splitlab.analyzer.analyzer import SRM_ALPHA, Analyzer
 from splitlab.analyzer.demo import generate_demo_data
 from splitlab.analyzer.metrics import Metric
+from splitlab.bench.command import add_parser as add_bench_parser
+from splitlab.bench.command import run_bench
 from splitlab.errors import InvalidArgumentError, SplitlabError
 from splitlab.stats.power import mde, power, sample_size
 
@@ -567,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--test", choices=("z", "t"), default="z")
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.set_defaults(handler=_power)
+
+    add_bench_parser(commands).set_defaults(handler=run_bench)
     return parser
 
 

@@ -55,7 +55,7 @@ from splitlab.bench.markdown import results_dir, write_text
 from splitlab.bench.progress import Progress
 from splitlab.bench.provenance import Provenance, load_average, script_command, usable_cores
 
-QUICK = ("--repeats", "1", "--skip-first-call")
+QUICK = ("--repeats", "1", "--skip-first-call", "--round-seconds", "0.05")
 N_ARMS = 10
 N_FEATURES = 20
 BATCH = 100_000
@@ -119,15 +119,32 @@ class Row:
 # ---------------------------------------------------------------------------- timing
 
 
+# Seconds a timed round lasts at least (timeit's autorange uses 0.2 s; --quick shortens it).
+ROUND_SECONDS = {"value": 0.2}
+
+
+def calls_per_round(timer: timeit.Timer, seconds: float) -> int:
+    """``Timer.autorange`` with a target of ``seconds``: 1, 2, 5, 10, 20, 50, ... calls until
+    one round lasts at least that long."""
+    multiplier = 1
+    while True:
+        for factor in (1, 2, 5):
+            number = factor * multiplier
+            if timer.timeit(number) >= seconds:
+                return number
+        multiplier *= 10
+
+
 def per_call_times(workloads: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Seconds per call, best of ``repeats`` interleaved rounds of ``Timer.timeit(number)``,
-    ``number`` from ``Timer.autorange`` (>= 0.2 s per round) after two warm-up calls."""
+    ``number`` as ``Timer.autorange`` picks it (rounds of >= 0.2 s, or ``--round-seconds``)
+    after two warm-up calls."""
     timers, numbers = {}, {}
     for name, function in workloads.items():
         function()
         function()
         timers[name] = timeit.Timer(function)
-        numbers[name] = timers[name].autorange()[0]
+        numbers[name] = calls_per_round(timers[name], ROUND_SECONDS["value"])
     best = dict.fromkeys(workloads, float("inf"))
     for _ in range(repeats):
         for name, timer in timers.items():
@@ -460,6 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-first-call", action="store_true",
         help="skip the numba compile/cache-load measurement in fresh interpreters",
     )  # fmt: skip
+    parser.add_argument(
+        "--round-seconds", type=float, default=0.2,
+        help="the least duration of one timed round (timeit's autorange: 0.2)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=results_dir() / "bandits_latency.md")
     return parser
 
@@ -469,12 +490,17 @@ def main(
 ) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be positive")
+    if args.repeats < 1 or not args.round_seconds > 0:
+        parser.error("--repeats and --round-seconds must be positive")
+    ROUND_SECONDS["value"] = args.round_seconds
     provenance = Provenance.start(
         command=command or script_command(argv, "benchmarks/bandits_latency.py"),
         seed=args.seed,
-        parameters={"repeats": args.repeats, "skip_first_call": args.skip_first_call},
+        parameters={
+            "repeats": args.repeats,
+            "skip_first_call": args.skip_first_call,
+            "round_seconds": args.round_seconds,
+        },
         libraries=("numpy", "numba"),
     )
     progress = progress or Progress()
@@ -549,11 +575,12 @@ Budgets (issue 5): <= {BUDGET_CONTEXT_FREE * 1e6:g} µs per context-free `choose
 `choose_batch` of 10^5 contexts < {BUDGET_BATCH_CHOOSE * 1e3:g} ms. ({passed} of {len(verdicts)}
 budgeted rows pass.) Per call through the public API on policies warmed with
 {WARM_OBSERVATIONS:,} seeded observations; `timeit.Timer` with the call count from
-`autorange` (>= 0.2 s per round), best of {args.repeats} interleaved rounds ({batch_repeats}
-for the batch rows), garbage collector off, after warm-up calls (numba compilation is
-excluded: see the first-call table). "update + probabilities()" is one update followed by
-one recomputation of the exact probabilities (the quadrature for Thompson sampling), i.e.
-what the first `choose` after an update pays; there is no budget for it.
+`autorange` (>= {args.round_seconds:g} s per round), best of {args.repeats} interleaved
+rounds ({batch_repeats} for the batch rows), garbage collector off, after warm-up calls
+(numba compilation is excluded: see the first-call table). "update + probabilities()" is
+one update followed by one recomputation of the exact probabilities (the quadrature for
+Thompson sampling), i.e. what the first `choose` after an update pays; there is no budget
+for it.
 1-minute load average: {load:.2f} before timing, {load_after:.2f} after, on {usable_cores()}
 cores (other sessions share this machine: compare ratios rather than absolute times across
 runs).

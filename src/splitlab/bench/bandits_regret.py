@@ -72,6 +72,8 @@ from splitlab.simulate import (
 QUICK = (
     "--replications", "50", "--horizon", "2000", "--top-two-replications", "2",
     "--repeats", "1", "--budget-replications", "100",
+    "--policies", "ThompsonSampling", "UCB1", "EpsilonGreedy(0.1)", "FixedSplit (uniform)",
+    "LinUCB",
 )  # fmt: skip
 BUDGET_SECONDS = 10.0
 BUDGET_REPLICATIONS, BUDGET_HORIZON = 1_000, 10_000
@@ -168,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-replications", type=int, default=BUDGET_REPLICATIONS,
         help="replications of the timed Thompson workload (the budget's size by default)",
     )  # fmt: skip
+    parser.add_argument(
+        "--policies", nargs="+", metavar="LABEL", choices=list(policies()),
+        help="run only these rows (default: every policy; each class compiles once, ~1-3 s)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=results_dir() / "bandits_regret.md")
     return parser
 
@@ -187,6 +193,7 @@ def main(
             "replications": args.replications, "horizon": args.horizon,
             "top_two_replications": args.top_two_replications, "repeats": args.repeats,
             "budget_replications": args.budget_replications,
+            "policies": args.policies or "all",
         },
         libraries=("numpy", "numba"),
     )  # fmt: skip
@@ -194,6 +201,8 @@ def main(
     load = load_average()[0]
     envs = environments(args.horizon)
     factories = policies()
+    if args.policies:
+        factories = {label: factories[label] for label in args.policies}
     progress.start("bandits_regret", total=1 + len(factories) + 1)
 
     compile_ts = compile_seconds(ThompsonSampling, BernoulliArms.testbed(10, seed=0))
