@@ -133,6 +133,29 @@ def test_merging_two_halves_equals_one_policy_fed_the_whole(
 
 
 @parametrized
+def test_adding_a_replicas_increments_equals_merging_it(name, keywords, contextual, exact_merge):
+    # the Allocator's deltas: differences of additive_statistics, added with add_statistics
+    left, right = fed(name, keywords, contextual, seed=1), fed(name, keywords, contextual, seed=2)
+    prior = build(name, keywords, contextual).additive_statistics()
+    increments = {k: v - prior[k] for k, v in right.additive_statistics().items()}
+    assert set(increments) == set(type(left)._statistics) - set(type(left)._derived)
+    merged = fed(name, keywords, contextual, seed=1)
+    merged.merge(right)
+    version = left.version
+    left.add_statistics(increments)
+    assert left.version > version
+    for key in type(left)._statistics:
+        np.testing.assert_allclose(left.arrays[key], merged.arrays[key], rtol=1e-9, atol=1e-9)
+    context = context_for(contextual)
+    np.testing.assert_allclose(
+        left.probabilities(context), merged.probabilities(context), atol=1e-9
+    )
+    with pytest.raises(InvalidArgumentError) as error:
+        left.add_statistics({})
+    assert error.value.argument == "increments"
+
+
+@parametrized
 def test_bad_input_raises_naming_the_argument(name, keywords, contextual, exact_merge):
     policy = build(name, keywords, contextual)
     context = context_for(contextual)
