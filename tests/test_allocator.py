@@ -218,6 +218,21 @@ def test_delayed_rewards_in_any_order():
     np.testing.assert_array_equal(alloc.stats()["rewards"].to_numpy(), per_arm)
 
 
+def test_exp3_weights_delayed_rewards_by_the_logged_propensity():
+    alloc = Allocator(ARMS[:3], sl.bandits.EXP3(gamma=0.3), seed=0)
+    rng = np.random.default_rng(0)
+    expected = np.zeros(3)
+    for _ in range(20):
+        batch = [alloc.choose() for _ in range(10)]  # rewards arrive after 10 more decisions
+        for decision in batch:
+            reward = float(rng.random() < 0.5)
+            alloc.update(decision, reward)
+            expected[decision.arm_index] += reward / decision.propensity
+    np.testing.assert_allclose(
+        alloc.policy.arrays["estimated_reward_sums"][0], expected, rtol=1e-12
+    )
+
+
 def test_unknown_and_expired_ids_give_clear_errors():
     clock = FakeClock()
     alloc = Allocator(["a", "b"], attribution_window=60, clock=clock, seed=0)

@@ -57,7 +57,13 @@ from scipy import stats as scipy_stats
 from splitlab.bandits import base as policy_base
 from splitlab.bandits.base import Policy
 from splitlab.bandits.linear import LinTS, LogisticTS
-from splitlab.bandits.mab import FixedSplit, GaussianThompson, ThompsonSampling, TopTwoThompson
+from splitlab.bandits.mab import (
+    EXP3,
+    FixedSplit,
+    GaussianThompson,
+    ThompsonSampling,
+    TopTwoThompson,
+)
 from splitlab.errors import InvalidArgumentError, UnknownOptionError
 from splitlab.hashing import unit_uniform
 
@@ -226,6 +232,7 @@ class Allocator:
         else:
             policy.resize(len(self.arms), n_features)
         self.policy = policy
+        self._importance_weighted = isinstance(policy, EXP3)
         if mode is None:
             mode = "periodic" if isinstance(policy, _THOMPSON_TYPE) else "online"
         if mode not in ("online", "periodic"):
@@ -438,7 +445,13 @@ class Allocator:
                     f"the decision (attribution_window={window:g} s)",
                 )
             index = row[_ARM]
-            self.policy.update(index, reward, row[_CONTEXT])  # validates before any change
+            weight = 1.0
+            if self._importance_weighted:
+                # EXP3 divides by the arm's probability at update time; rescale so that the
+                # estimate divides by the propensity the decision was actually drawn with
+                current = self.policy._cached_probabilities()[index]
+                weight = float(current) / row[_PROPENSITY]
+            self.policy.update(index, reward, row[_CONTEXT], weight)  # validates first
             del self._pending[decision_id]
             row[_REWARD], row[_REWARD_TIME] = float(reward), now  # type: ignore[arg-type]
             done = self._done
@@ -925,6 +938,7 @@ class Allocator:
             "min_weight": self.min_weight,
             "winner_threshold": self.winner_threshold,
             "sticky": self.sticky,
+            "sticky_capacity": getattr(self._sticky_store, "capacity", 1_000_000),
             "attribution_window": self.attribution_window,
             "max_pending": self.max_pending,
             "log": self.log_enabled,
