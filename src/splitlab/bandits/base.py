@@ -235,7 +235,9 @@ class Policy:
         version = self.version
         propensities = self._cached_probabilities().tolist()
         cumulative = list(accumulate(propensities))  # sequential sums, as np.cumsum
-        last = max(k for k, value in enumerate(propensities) if value > 0)
+        last = len(propensities) - 1
+        while propensities[last] <= 0:  # the last arm that can be drawn
+            last -= 1
         table = (version, cumulative, cumulative[-1], propensities, last)
         self._draw_table = table
         return table

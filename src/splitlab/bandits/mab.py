@@ -84,9 +84,10 @@ class _CountPolicy(Policy):
 
     def _probabilities(self, context, available) -> np.ndarray:
         out = np.empty(self.n_arms)
+        arrays = self.arrays
         self._probability_kernel(
-            *(self.arrays[name] for name in self._statistics),
-            self._param_values, _mask(available, self.n_arms), out,
+            arrays["counts"], arrays["reward_sums"], self._param_values,
+            _mask(available, self.n_arms), out,
         )  # fmt: skip
         return out
 
