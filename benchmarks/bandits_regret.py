@@ -1,8 +1,8 @@
-"""Regret of every splitlab bandit policy on the standard environments, and the simulation
+"""Regret of every splitlab bandit policy on the standard environments; simulation speed.
 
 The suite lives in `splitlab.bench.bandits_regret` (so that the installed `splitlab bench`
-command can run it); this script keeps `python benchmarks/bandits_regret.py ...` working with the
-same options. `python benchmarks/bandits_regret.py --help` lists them.
+command can run it); this script keeps `python benchmarks/bandits_regret.py ...` working with
+the same options. `python benchmarks/bandits_regret.py --help` lists them.
 """
 
 import sys

@@ -1,8 +1,8 @@
-"""Peeking at experiments: type I error, coverage, power and sample size of the sequential
+"""Peeking at experiments: type I error, coverage, power and sample size, sequential vs fixed.
 
 The suite lives in `splitlab.bench.validity_sequential` (so that the installed `splitlab bench`
-command can run it); this script keeps `python benchmarks/validity_sequential.py ...` working with the
-same options. `python benchmarks/validity_sequential.py --help` lists them.
+command can run it); this script keeps `python benchmarks/validity_sequential.py ...` working
+with the same options. `python benchmarks/validity_sequential.py --help` lists them.
 """
 
 import sys
