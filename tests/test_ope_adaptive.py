@@ -232,3 +232,29 @@ def test_confidence_sequence_covers_at_every_look_simultaneously():
         missed += bool(np.any((path["ci_low"] > 0.5) | (path["ci_high"] < 0.5)))
     rate = missed / replications
     assert rate <= alpha + binomial_tolerance(alpha, replications), rate
+
+
+def test_contextual_logs_weight_by_the_periods_effective_allocation():
+    rng = np.random.default_rng(12)
+    n = 40
+    e = rng.dirichlet([2, 2], size=n)
+    actions = (rng.random(n) < e[:, 1]).astype(int)
+    rewards = rng.normal(size=n)
+    periods = np.repeat([0, 1], n // 2)
+    log = {
+        "action": actions, "reward": rewards, "propensity": e[np.arange(n), actions],
+        "probabilities": e, "contexts": rng.normal(size=(n, 1)), "periods": periods,
+    }  # fmt: skip
+    table = arm_values(log)
+    # scores use each row's own e; weights 1/sqrt(mean over the period of 1/e)
+    scores = np.zeros((n, 2))
+    for t in range(n):
+        for a in range(2):
+            own = [s for s in range(t) if actions[s] == a]
+            mu = rewards[own].mean() if own else (rewards[:t].mean() if t else 0.0)
+            scores[t, a] = mu + (actions[t] == a) / e[t, a] * (rewards[t] - mu)
+    h = np.vstack([np.tile(1 / np.sqrt(np.mean(1 / e[periods == p], axis=0)), (n // 2, 1))
+                   for p in (0, 1)])  # fmt: skip
+    np.testing.assert_allclose(table["estimate"], (h * scores).sum(0) / h.sum(0), rtol=1e-12)
+    with pytest.raises(InvalidArgumentError, match="period column"):
+        arm_values({k: v for k, v in log.items() if k != "periods"})

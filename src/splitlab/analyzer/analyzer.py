@@ -42,7 +42,17 @@ METHOD_OPTIONS = {
     "cs": ("n_star",),
     "msprt": ("tau2", "n_plan"),
     "gst": ("planned_n", "spending"),
-    "aipw": ("weights", "floor_decay", "action", "propensity", "probabilities", "timestamp"),
+    # the decision log's column names can be overridden as options
+    "aipw": (
+        "weights",
+        "floor_decay",
+        "action",
+        "propensity",
+        "probabilities",
+        "timestamp",
+        "period",
+        "context",
+    ),
 }
 CORRECTIONS = ("bonferroni", "holm", "bh", "by")
 CORRECTION_SCOPES = ("metric", "experiment")

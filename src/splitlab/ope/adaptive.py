@@ -17,8 +17,10 @@ and (Q̂ʰ(a) − Q(a)) / √V̂(a) is asymptotically N(0, 1) (their Theorem 2).
 λₜ = eₜ/(T − t + 1) + (1 − eₜ)(1 − α)/((1 − α) + T(t/T)^α − t), interpolating between an
 arm that keeps its share and one whose probability decays like t^(−α) (α =
 ``floor_decay``); ``"uniform"`` hₜ = 1 (plain AIPW, valid only without vanishing
-propensities). A contrast uses the cross-products of the centred, normalized terms
-uₜ(a) = hₜ(a)(Γ̂ₜ(a) − Q̂ʰ(a))/Σₛhₛ(a): Cov(a, b) = Σₜ uₜ(a) uₜ(b).
+propensities). For a contextual bandit the scores use each row's eₜ(a|xₜ) but the weights
+use the period's effective allocation (see :func:`_allocation`). A contrast uses the
+cross-products of the centred, normalized terms uₜ(a) = hₜ(a)(Γ̂ₜ(a) − Q̂ʰ(a))/Σₛhₛ(a):
+Cov(a, b) = Σₜ uₜ(a) uₜ(b).
 
 ``"naive"`` — the per-arm sample mean with se = s/√n (for comparison; not valid on bandit data).
 
@@ -79,6 +81,33 @@ def aw_aipw_weights(
     return np.sqrt(np.maximum(rate * remaining * e, 0.0))
 
 
+def _allocation(log: BanditLog, probabilities: np.ndarray) -> np.ndarray:
+    """The allocation e the weights are built from: the logged probabilities of a
+    context-free bandit, or, for a contextual one, each period's effective share
+    ēₚ(a) = 1 / meanᵢ∈ₚ 1/eᵢ(a) — the inverse of the conditional variance factor
+    E_x[1/eₚ(x, a)] of Zhan, Hadad, Hirshberg & Athey ("Off-policy evaluation via adaptive
+    weighting with data from contextual bandits", KDD 2021, §3), estimated over the period's
+    contexts. A weight must not depend on the current row's context: hₜ = √eₜ(a|xₜ) would
+    favour rows where the policy liked arm a, i.e. where its reward is high."""
+    if log.n_features == 0:
+        return probabilities
+    if log.periods is None:
+        raise InvalidArgumentError(
+            "log",
+            "AW-AIPW on a contextual log needs its period column: the evaluation weights "
+            "are built from each period's allocation, not from the row's own context",
+        )
+    labels, period = np.unique(log.periods, return_inverse=True)
+    with np.errstate(divide="ignore"):
+        inverse = 1.0 / probabilities
+    sums = np.zeros((labels.size, probabilities.shape[1]))
+    np.add.at(sums, period, inverse)
+    counts = np.bincount(period, minlength=labels.size)[:, None]
+    with np.errstate(divide="ignore"):
+        effective = counts / sums
+    return effective[period]
+
+
 def _aw_aipw(log: BanditLog, weights: str, floor_decay: float):
     if log.probabilities is None:
         raise InvalidArgumentError(
@@ -89,7 +118,7 @@ def _aw_aipw(log: BanditLog, weights: str, floor_decay: float):
     probabilities = np.ascontiguousarray(log.probabilities)
     scores = np.empty_like(probabilities)
     _kernels.aipw_scores(log.actions, log.rewards, probabilities, scores)
-    h = aw_aipw_weights(probabilities, weights, floor_decay)
+    h = aw_aipw_weights(_allocation(log, probabilities), weights, floor_decay)
     total = h.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         estimate = np.sum(h * scores, axis=0) / total
@@ -288,6 +317,8 @@ def aipw_readout(
     propensity: str = "propensity",
     probabilities: str | Sequence[str] = "prob_",
     timestamp: str = "timestamp",
+    period: str = "period",
+    context: str = "x_",
 ) -> pd.DataFrame:
     """Rows of ``Analyzer.analyze(method="aipw")``: AW-AIPW arm values and contrasts
     against each experiment's control, per (experiment, metric, variant ≠ control)."""
@@ -311,9 +342,10 @@ def aipw_readout(
             f"method='aipw' reads a decision log with the logged probabilities of every arm "
             f"(columns {probabilities}0, {probabilities}1, …), which the source lacks",
         )
-    wanted = [experiment, variant, action, propensity, *listed, *(m.y for m in metrics)]
-    if timestamp in schema:
-        wanted.append(timestamp)
+    contexts = _numbered(schema, context)
+    wanted = [experiment, variant, action, propensity, *listed, *contexts]
+    wanted += [m.y for m in metrics]
+    wanted += [c for c in (timestamp, period) if c in schema]
     for column in wanted:
         if column not in schema:
             raise InvalidArgumentError(
@@ -326,8 +358,9 @@ def aipw_readout(
         label = control(name)
         for metric in metrics:
             log = load_log(
-                group, action=action, reward=metric.y, propensity=propensity, context=None,
-                probabilities=list(listed), period=None, timestamp=timestamp, arm=variant,
+                group, action=action, reward=metric.y, propensity=propensity,
+                probabilities=list(listed), context=contexts, period=period,
+                timestamp=timestamp, arm=variant,
             )  # fmt: skip
             value, covariance, played = arm_inference(log, "aw_aipw", weights, floor_decay)
             labels = _labels(log, value.size)
