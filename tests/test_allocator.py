@@ -206,6 +206,13 @@ def test_duplicate_rewards_are_ignored_and_counted():
     assert alloc.update(decision, 1.0) is False and alloc.update(decision.id, 0.0) is False
     assert alloc.counters()["duplicates"] == 2
     assert alloc.policy.arrays["alpha"][0].sum() == 3.0  # prior 1 + 1 + one reward
+    small = Allocator(["a", "b"], ThompsonSampling(), seed=0, dedupe_capacity=3)
+    decisions = [small.choose() for _ in range(5)]
+    for decision in decisions:
+        small.update(decision, 1.0)
+    assert small.update(decisions[-1], 1.0) is False
+    with pytest.raises(InvalidArgumentError, match="no longer pending"):
+        small.update(decisions[0], 1.0)  # remembered ids are bounded
 
 
 def test_delayed_rewards_in_any_order():
@@ -753,6 +760,7 @@ def test_bad_constructor_arguments_name_the_argument():
         ({"winner_threshold": 1.5}, "winner_threshold"),
         ({"attribution_window": 0}, "attribution_window"),
         ({"max_pending": 0}, "max_pending"),
+        ({"dedupe_capacity": 0}, "dedupe_capacity"),
         ({"clock": 3}, "clock"),
     ]
     for options, argument in cases:

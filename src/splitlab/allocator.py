@@ -188,6 +188,8 @@ class Allocator:
         ``BoundedStore(sticky_capacity)`` unless one is given.
     attribution_window : seconds a decision waits for its reward before it expires.
     max_pending : pending decisions kept; the oldest expire beyond it.
+    dedupe_capacity : ids of rewarded decisions remembered to recognize duplicate rewards
+        (older duplicates are reported as expired).
     log, log_capacity : keep a decision log (flushed by :meth:`flush`) of at most
         ``log_capacity`` rows.
     n_features : context size, to size an unsized contextual policy.
@@ -212,6 +214,7 @@ class Allocator:
         sticky_capacity: int = 1_000_000,
         attribution_window: float = 86_400.0,
         max_pending: int = 1_000_000,
+        dedupe_capacity: int = 100_000,
         log: bool = True,
         log_capacity: int = 1_000_000,
         n_features: int | None = None,
@@ -259,6 +262,7 @@ class Allocator:
         )  # fmt: skip
         self.attribution_window = _optional_positive("attribution_window", attribution_window)
         self.max_pending = policy_base._positive_int("max_pending", max_pending)
+        self.dedupe_capacity = policy_base._positive_int("dedupe_capacity", dedupe_capacity)
         self.log_enabled = bool(log)
         self.log_capacity = policy_base._positive_int("log_capacity", log_capacity)
         if not callable(clock):
@@ -456,7 +460,7 @@ class Allocator:
             row[_REWARD], row[_REWARD_TIME] = float(reward), now  # type: ignore[arg-type]
             done = self._done
             done[decision_id] = None
-            if len(done) > self.max_pending:
+            if len(done) > self.dedupe_capacity:
                 done.popitem(last=False)
             self._count_reward(index, row[_REWARD])
         return True
@@ -941,6 +945,7 @@ class Allocator:
             "sticky_capacity": getattr(self._sticky_store, "capacity", 1_000_000),
             "attribution_window": self.attribution_window,
             "max_pending": self.max_pending,
+            "dedupe_capacity": self.dedupe_capacity,
             "log": self.log_enabled,
             "log_capacity": self.log_capacity,
         }
