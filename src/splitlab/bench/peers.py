@@ -355,11 +355,11 @@ def bandit_tables(ours: dict, theirs: dict[str, dict], bandits: dict) -> tuple[s
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", nargs="+", choices=PEERS, default=list(PEERS))
-    parser.add_argument("--comparisons", type=int, default=5_000, help="statistics workloads")
+    parser.add_argument("--comparisons", type=int, default=1_000, help="statistics workloads")
     parser.add_argument("--horizon", type=int, default=5_000, help="bandit steps per run")
     parser.add_argument("--replications", type=int, default=10, help="bandit runs per policy")
     parser.add_argument("--linear-horizon", type=int, default=1_000, help="LinUCB steps per run")
-    parser.add_argument("--repeats", type=int, default=3, help="timed statistics calls")
+    parser.add_argument("--repeats", type=int, default=2, help="timed statistics calls")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peers-dir", type=Path, default=None, help="default $SPLITLAB_PEERS_DIR")
     parser.add_argument("--out", type=Path, default=results_dir() / "peers.md")

@@ -64,6 +64,9 @@ def _source(text: str, name: str) -> str:
     """Where a number comes from: file, date, commit, load at start, command."""
     date = _field(text, "- date:").split(";")[0]
     load = _field(text, "- load average (1/5/15 min):").split(" at start")[0].split(" ")[0]
+    if load == "?":  # files written before the provenance block: the load is in the prose
+        found = re.search(r"load average[^:]*:\s*([\d.]+)", text)
+        load = found.group(1) if found else "?"
     return (
         f"[`{name}.md`](benchmarks/results/{name}.md), {date[:10]}, commit "
         f"{_field(text, '- git commit:')}, load {load}"
@@ -100,10 +103,11 @@ def _performance(directory: Path) -> str:
         rows += _missing("batch analysis", "speed")
     else:
         row = _row(read_tables(text), _title(text), "(1) splitlab")
-        rows_label = _field(text, "- parameters:").split(",")[0].replace("rows=", "")
+        size = re.search(r"([\d,]+) unit rows", text)
+        size_text = f"{int(number(size.group(1))):,}-row" if size else "a"
         if row is not None:
             rows.append(
-                f"| Analyzer, {int(number(rows_label)):,}-row Parquet, 3 CUPED metrics: "
+                f"| Analyzer, {size_text} Parquet, 3 CUPED metrics: "
                 f"≤ 2x DuckDB's own group-by | {row['wall time']}, {row['ratio vs (a)']} "
                 f"DuckDB ({row['budget']}) | {_source(text, 'analyzer')} |"
             )
@@ -240,7 +244,8 @@ def _validity(directory: Path) -> str:
         return "\n".join([*lines, "No results yet: run `splitlab bench validity`."])
     tables = read_tables(text)
     parameters = _field(text, "- parameters:")
-    lines += [_paragraph(f"From {_source(text, 'validity_sequential')}; {parameters}."), ""]
+    sizes = "" if parameters == "?" else f"; {parameters}"
+    lines += [_paragraph(f"From {_source(text, 'validity_sequential')}{sizes}."), ""]
     for heading, title in (
         ("Type I error under continuous peeking (A/A streams)",
          "Share of A/A replications rejected at some look (type I error under peeking):"),
