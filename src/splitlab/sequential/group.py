@@ -416,7 +416,9 @@ class GroupSequentialDesign:
         planned maximum. Alternatively ``se`` gives each look's standard error, with
         absolute information 1/se². The boundaries are recomputed at the observed fractions
         by the spending function; a look at or beyond the planned maximum, or ``final=True``,
-        spends all remaining α.
+        spends all remaining α. With ``se`` (estimated variances), a look whose information
+        fell below an earlier look's spends nothing (boundary +∞), and the first look past
+        the planned maximum is the final analysis: later looks are left out of the result.
 
         Repeated confidence intervals (Jennison & Turnbull 2000, ch. 9): estimate ± c_k/√I_k
         with estimate z_k/√I_k, I_k the absolute information (1/se², or ``information``);
@@ -450,22 +452,35 @@ class GroupSequentialDesign:
             absolute = observed if absolute is None else absolute
             fractions = observed / scale
         else:
-            if np.any(np.diff(se) >= 0):
-                raise InvalidArgumentError("se", "must be strictly decreasing across looks")
-            fractions = absolute / scale
+            # Estimated information 1/se² can fall between looks, and can pass the plan
+            # before the last look. A look that adds no information spends no α (its
+            # boundary is +∞); the first look at the planned maximum is the final analysis
+            # and later looks are not analyzed (the result stops there).
+            fractions = np.maximum.accumulate(absolute) / scale
+            reached = np.flatnonzero(fractions >= _FINAL_FRACTION)
+            if reached.size and reached[0] < z.size - 1:
+                keep = reached[0] + 1
+                z, absolute, fractions = z[:keep], absolute[:keep], fractions[:keep]
+                final = True
         if np.any(fractions[:-1] >= _FINAL_FRACTION):
             raise InvalidArgumentError(
                 "information", "only the last look may reach the planned maximum information"
             )
         is_final = bool(fractions[-1] >= _FINAL_FRACTION) if final is None else bool(final)
 
+        informative = np.concatenate([[True], np.diff(fractions) > 0])
         per_side = _cumulative(self._alpha_function, fractions, self._alpha_side, is_final)
-        bounds = kernels.efficacy_boundaries(
-            fractions, _increments(per_side), self.sides == 2, self.grid
-        )
+        bounds = np.full(z.size, np.inf)
+        bounds[informative] = kernels.efficacy_boundaries(
+            fractions[informative], _increments(per_side[informative]), self.sides == 2,
+            self.grid,
+        )  # fmt: skip
         futility = None
         if self._beta_function is not None:
-            futility = self._futility_at(self.effect, fractions, bounds, is_final)[0]
+            futility = np.full(z.size, -np.inf)
+            futility[informative] = self._futility_at(
+                self.effect, fractions[informative], bounds[informative], is_final
+            )[0]
 
         decision, stopped_at = "continue", None
         for look in range(z.size):
