@@ -14,9 +14,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
-# Poisson(1) CDF at k = 0, 1, …, 19: P(K ≤ k) = e⁻¹ Σ_{j≤k} 1/j!; past k = 19 the remaining
-# mass is below 1e-17, under the resolution of a 53-bit uniform.
+# Poisson(1) draws from 16-bit uniforms: POISSON_TABLE[u] is the smallest k with
+# (u + ½)/2¹⁶ < P(K ≤ k). Each probability is then within 2⁻¹⁶ of the Poisson's (mass
+# beyond k = 8, about 1e-6, is folded into k = 8), and one 64-bit hash gives four draws.
 _POISSON_CDF = np.cumsum(np.exp(-1.0) / np.array([math.factorial(k) for k in range(20)]))
+POISSON_TABLE = np.searchsorted(
+    _POISSON_CDF, (np.arange(2**16) + 0.5) / 2**16, side="right"
+).astype(np.float64)
 _BLOCK = 256  # rows whose columns stay in L1 while every resample visits them
 _CHUNKS = 64  # row chunks: fixed, so the summation order does not depend on the thread count
 
@@ -44,33 +48,35 @@ def group_gram(contexts, actions, rewards, groups, n_groups, n_actions, gram, mo
                     gram[g, a, j, k] = gram[g, a, k, j]
 
 
-@njit(cache=True, inline="always")
-def _mix(key):
-    """splitmix64 finalizer: a counter-based generator, so that resample b's weight of row i
-    is the same whichever thread computes it."""
-    key = (key ^ (key >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    key = (key ^ (key >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return key ^ (key >> np.uint64(31))
-
-
-@njit(cache=True, inline="always")
-def _poisson_one(key, cdf):
-    uniform = (_mix(key) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-    k = 0
-    while k < cdf.size - 1 and uniform >= cdf[k]:
-        k += 1
-    return k
+@njit(cache=True, parallel=True)
+def predict_linear(contexts, groups, coefficients, out):
+    """out[i, a] = coefficients[groups[i], a] · (1, xᵢ): every action's prediction for every
+    row from the model of the row's group (its cross-fitting fold)."""
+    n, d = contexts.shape
+    actions = coefficients.shape[1]
+    for i in prange(n):
+        g = groups[i]
+        for a in range(actions):
+            value = coefficients[g, a, 0]
+            for j in range(d):
+                value += coefficients[g, a, j + 1] * contexts[i, j]
+            out[i, a] = value
 
 
 @njit(cache=True, parallel=True)
-def poisson_bootstrap_means(columns, n_boot, seed, cdf, out):
+def poisson_bootstrap_means(columns, n_boot, seed, table, out):
     """out[b, m] = Σᵢ cᵢᵦ columns[i, m] / Σᵢ cᵢᵦ with cᵢᵦ ~ Poisson(1) iid (the Poisson
-    bootstrap: each row is resampled a Poisson(1) number of times)."""
+    bootstrap: each row is resampled a Poisson(1) number of times).
+
+    The weights come from a counter-based generator — the splitmix64 finalizer of (seed,
+    resample, row / 4), four 16-bit uniforms per hash, mapped through ``table`` — so that
+    resample b's weight of row i does not depend on which thread computes it."""
     n, width = columns.shape
-    chunk = (n + _CHUNKS - 1) // _CHUNKS
+    chunk = ((n + _CHUNKS - 1) // _CHUNKS + 3) // 4 * 4
     partial = np.zeros((_CHUNKS, n_boot, width + 1))
     golden = np.uint64(0x9E3779B97F4A7C15)
     base = np.uint64(seed) * golden
+    low16 = np.uint64(0xFFFF)
     for c in prange(_CHUNKS):
         start = c * chunk
         stop = min(n, start + chunk)
@@ -79,12 +85,17 @@ def poisson_bootstrap_means(columns, n_boot, seed, cdf, out):
             end = min(stop, block + _BLOCK)
             for b in range(n_boot):
                 stream = base + np.uint64(b + 1) * np.uint64(0xD1B54A32D192ED03)
-                for i in range(block, end):
-                    weight = _poisson_one(stream + np.uint64(i) * golden, cdf)
-                    if weight:
-                        sums[b, width] += weight
+                row = sums[b]
+                for i in range(block, end, 4):
+                    key = stream + np.uint64(i >> 2) * golden
+                    key = (key ^ (key >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+                    key = (key ^ (key >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+                    key = key ^ (key >> np.uint64(31))
+                    for q in range(min(4, end - i)):
+                        weight = table[(key >> np.uint64(16 * q)) & low16]
+                        row[width] += weight
                         for m in range(width):
-                            sums[b, m] += weight * columns[i, m]
+                            row[m] += weight * columns[i + q, m]
     for b in range(n_boot):
         total = 0.0
         for c in range(_CHUNKS):

@@ -168,7 +168,10 @@ def _one_hot(actions: np.ndarray, log: BanditLog) -> np.ndarray:
 
 
 def _pseudo_outcomes(log, target, q, estimators, clip, switch_threshold):
-    """columns (n, M) and, per estimator, the column indices of A, B, C (-1: 0 or 1)."""
+    """Basis columns (n, M) and, per estimator, (A columns, B column, C column): the
+    estimate is Σ mean(A columns) + mean(B)/mean(C), with -1 for an absent ratio. Shared
+    pieces (w·r, w, q̂_π, w·(r − q̂)) are stored once, so that the bootstrap resamples as
+    few columns as possible."""
     n = log.n
     rows = np.arange(n)
     weight = target[rows, log.actions] / log.propensities
@@ -181,28 +184,32 @@ def _pseudo_outcomes(log, target, q, estimators, clip, switch_threshold):
             columns.append(make())
         return index[name]
 
-    parts: dict[str, tuple[int, int, int]] = {}
+    parts: dict[str, tuple[tuple[int, ...], int, int]] = {}
     thresholds: dict[str, float] = {}
     if q is not None:
         q_target = np.einsum("ij,ij->i", target, q)
         residual = log.rewards - q[rows, log.actions]
     for name in estimators:
         if name == "ips":
-            clipped = weight if clip is None else np.minimum(weight, clip)
-            parts[name] = (column("ips", lambda c=clipped: c * log.rewards), -1, -1)
+            if clip is None or clip >= weight.max():
+                parts[name] = ((column("wr", lambda: weight * log.rewards),), -1, -1)
+            else:
+                clipped = np.minimum(weight, clip) * log.rewards
+                parts[name] = ((column("ips", lambda c=clipped: c),), -1, -1)
         elif name == "snips":
             parts[name] = (
-                -1,
+                (),
                 column("wr", lambda: weight * log.rewards),
                 column("w", lambda: weight),
             )
         elif name == "dm":
-            parts[name] = (column("dm", lambda: q_target), -1, -1)
+            parts[name] = ((column("dm", lambda: q_target),), -1, -1)
         elif name == "dr":
-            parts[name] = (column("dr", lambda: q_target + weight * residual), -1, -1)
+            dm = column("dm", lambda: q_target)
+            parts[name] = ((dm, column("w_res", lambda: weight * residual)), -1, -1)
         elif name == "sndr":
             parts[name] = (
-                column("dm", lambda: q_target),
+                (column("dm", lambda: q_target),),
                 column("w_res", lambda: weight * residual),
                 column("w", lambda: weight),
             )
@@ -213,11 +220,13 @@ def _pseudo_outcomes(log, target, q, estimators, clip, switch_threshold):
                 else switch_threshold
             )
             thresholds[name] = tau
-            parts[name] = (
-                column("switch", lambda t=tau: q_target + weight * residual * (weight <= t)),
-                -1,
-                -1,
-            )
+            dm = column("dm", lambda: q_target)
+            if tau >= weight.max():
+                correction = column("w_res", lambda: weight * residual)
+            else:
+                switched = weight * residual * (weight <= tau)
+                correction = column("w_res_switch", lambda c=switched: c)
+            parts[name] = ((dm, correction), -1, -1)
     matrix = np.column_stack(columns) if columns else np.zeros((n, 0))
     return np.ascontiguousarray(matrix), parts, weight, thresholds
 
@@ -243,25 +252,29 @@ def _tune_switch(weight, q_target, residual) -> float:
 def _closed_form(means, columns, parts, n):
     """Estimate and delta-method se of every estimator from the pseudo-outcome columns."""
     out = {}
-    for name, (a, b, c) in parts.items():
-        estimate = means[a] if a >= 0 else 0.0
-        influence = columns[:, a] - means[a] if a >= 0 else np.zeros(n)
+    for name, (additive, b, c) in parts.items():
+        estimate = float(sum(means[a] for a in additive))
+        influence = np.zeros(n)
+        for a in additive:
+            influence += columns[:, a] - means[a]
         if b >= 0:
             ratio = means[b] / means[c]
-            estimate = estimate + ratio
-            influence = influence + (columns[:, b] - ratio * columns[:, c]) / means[c]
+            estimate += ratio
+            influence += (columns[:, b] - ratio * columns[:, c]) / means[c]
         se = np.sqrt(np.sum(influence * influence) / (n - 1) / n) if n > 1 else np.nan
-        out[name] = (float(estimate), float(se))
+        out[name] = (estimate, float(se))
     return out
 
 
 def _bootstrap(columns, parts, n_boot, seed):
     means = np.empty((n_boot, columns.shape[1]))
-    _kernels.poisson_bootstrap_means(columns, n_boot, seed, _kernels._POISSON_CDF, means)
+    _kernels.poisson_bootstrap_means(columns, n_boot, seed, _kernels.POISSON_TABLE, means)
     out = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        for name, (a, b, c) in parts.items():
-            values = means[:, a] if a >= 0 else np.zeros(n_boot)
+        for name, (additive, b, c) in parts.items():
+            values = np.zeros(n_boot)
+            for a in additive:
+                values = values + means[:, a]
             if b >= 0:
                 values = values + means[:, b] / means[:, c]
             out[name] = values
@@ -487,7 +500,9 @@ def _warn_overlap(diagnostics: dict[str, Any], min_ess_fraction: float) -> None:
 
 
 def _describe_target(target: object, matrix: np.ndarray) -> dict[str, Any]:
-    digest = hashlib.sha256(np.ascontiguousarray(matrix).tobytes()).hexdigest()[:16]
+    # column sums and the first rows: enough to tell targets apart, cheap at 10⁷ rows
+    summary = np.concatenate([matrix.sum(axis=0), matrix[:100].ravel()])
+    digest = hashlib.sha256(np.char.mod("%.12g", summary).tobytes()).hexdigest()[:16]
     kind = type(target).__name__
     described: dict[str, Any] = {"type": kind, "probabilities_fingerprint": digest}
     if hasattr(target, "state") and callable(target.state):

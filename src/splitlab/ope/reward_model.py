@@ -23,7 +23,7 @@ import numpy as np
 
 from splitlab._validation import check_choice
 from splitlab.errors import InvalidArgumentError
-from splitlab.ope._kernels import group_gram
+from splitlab.ope._kernels import group_gram, predict_linear
 
 __all__ = ["KINDS", "cross_fitted_rewards", "fit_predict", "sequential_rewards"]
 
@@ -134,10 +134,9 @@ def cross_fitted_rewards(
     if kind == "logistic" and np.any((rewards != 0.0) & (rewards != 1.0)):
         raise InvalidArgumentError("reward_model", "'logistic' needs rewards that are 0 or 1")
     fold = np.random.default_rng(seed).permutation(n) % folds
-    design = _design(contexts)
     out = np.empty((n, n_actions))
     if kind == "ridge":
-        width = design.shape[1]
+        width = contexts.shape[1] + 1
         gram = np.zeros((folds, n_actions, width, width))
         moment = np.zeros((folds, n_actions, width))
         count = np.zeros((folds, n_actions))
@@ -146,9 +145,7 @@ def cross_fitted_rewards(
         beta = _ridge_coefficients(
             gram.sum(axis=0) - gram, moment.sum(axis=0) - moment, count.sum(axis=0) - count, l2
         )
-        for f in range(folds):
-            rows = fold == f
-            out[rows] = design[rows] @ beta[f].T
+        predict_linear(contexts, fold, np.ascontiguousarray(beta), out)
         return out
     for f in range(folds):
         rows = fold == f
