@@ -61,6 +61,9 @@ def test_splitlab_side_of_the_statistics_workloads_matches_scipy():
 def test_max_relative_difference():
     assert peers.max_relative_difference([1.0, 0.0, -2.0], [1.0, 0.0, -2.0]) == 0.0
     assert peers.max_relative_difference([2.0, 4.0], [2.0, 4.4]) == pytest.approx(0.1)
+    # a tail p-value off by 7e-17 (cancellation in 1 - cdf) is not a disagreement
+    tail = peers.max_relative_difference([7.2563660e-11], [7.2563733e-11], peers.P_FLOOR)
+    assert tail == pytest.approx(7.3e-17 / 1e-6, rel=0.01)
 
 
 def test_a_peer_that_cannot_run_is_recorded_and_the_rest_still_written(tmp_path, capsys):

@@ -50,6 +50,9 @@ BANDIT_PEERS = ("mabwiser", "river", "vowpalwabbit")
 QUICK = ("--comparisons", "100", "--horizon", "500", "--replications", "3",
          "--linear-horizon", "100", "--repeats", "1")  # fmt: skip
 AGREE = 1e-6
+# p-values are compared relative to max(p, P_FLOOR): a peer computing p = 2 (1 − cdf) loses
+# relative precision far in the tail (gbstats: 1e-6 relative at p = 7e-11, an absolute 7e-17)
+P_FLOOR = 1e-6
 N_ARMS, N_FEATURES = 10, 20
 TIMEOUT = 1800
 
@@ -261,9 +264,10 @@ def run_peer(python: Path, request: dict) -> dict:
     return json.loads(completed.stdout)
 
 
-def max_relative_difference(ours: list, theirs: list) -> float:
+def max_relative_difference(ours: list, theirs: list, floor: float = 1e-300) -> float:
+    """max |ours − theirs| / max(|ours|, floor) (0 where both are 0)."""
     mine, other = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
-    scale = np.maximum(np.abs(mine), 1e-300)
+    scale = np.maximum(np.abs(mine), floor)
     both_zero = (mine == 0.0) & (other == 0.0)
     difference = np.where(both_zero, 0.0, np.abs(mine - other) / scale)
     return float(np.max(difference))
@@ -271,6 +275,11 @@ def max_relative_difference(ours: list, theirs: list) -> float:
 
 def _seconds(seconds: float) -> str:
     return f"{seconds * 1e3:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def _ratio(ratio: float) -> str:
+    """Peer / splitlab time: two significant digits below 1 (0.018x, not 0.0x)."""
+    return f"{ratio:,.1f}x" if ratio >= 1 else f"{ratio:.2g}x"
 
 
 def _per_call(seconds: float, count: int) -> str:
@@ -288,11 +297,15 @@ def stats_tables(ours: dict, theirs: dict[str, dict]) -> tuple[str, str]:
         speed_rows.append([
             f"{workload} ({size:,} comparisons)", peer,
             _per_call(peer_result["seconds"], size), _per_call(our_result["seconds"], size),
-            f"{peer_result['seconds'] / our_result['seconds']:,.1f}x",
+            _ratio(peer_result["seconds"] / our_result["seconds"]),
         ])  # fmt: skip
         fields = BAYES_FIELDS if workload.startswith("bayes") else STATS_FIELDS
         differences = {
-            name: max_relative_difference(our_result["numbers"][name], peer_result["numbers"][name])
+            name: max_relative_difference(
+                our_result["numbers"][name],
+                peer_result["numbers"][name],
+                P_FLOOR if name == "p_value" else 1e-300,
+            )
             for name in fields
         }
         worst = max(differences.values())
@@ -333,7 +346,7 @@ def bandit_tables(ours: dict, theirs: dict[str, dict], bandits: dict) -> tuple[s
             result = results[policy]
             ratio = result["seconds"] / result["count"] / (our["seconds"] / our["count"])
             speed_rows.append([policy, peer, _per_call(result["seconds"], result["count"]),
-                               f"{ratio:,.1f}x"])  # fmt: skip
+                               _ratio(ratio)])  # fmt: skip
             mean, se = summary(result["numbers"]["regret"])
             combined = np.hypot(se, our_se)
             if peer == "vowpalwabbit":
@@ -427,7 +440,8 @@ def main(
 The same workloads in splitlab (this process) and in each peer library (its own virtual
 environment, a subprocess started by this run), on the same seeded inputs. Ratios are peer
 time / splitlab time (> 1: splitlab is faster). Numbers agree when the largest relative
-difference of every field is ≤ {AGREE:g}. How each peer was installed:
+difference of every field is ≤ {AGREE:g} (p-values: relative to max(p, {P_FLOOR:g}), since a
+peer computing 2 (1 − cdf) loses relative precision far in the tail). How each peer was installed:
 `bash benchmarks/peers/setup.sh` (one venv per peer under `{directory}`).
 
 {provenance.block()}

@@ -65,7 +65,7 @@ def _source(text: str, name: str) -> str:
     date = _field(text, "- date:").split(";")[0]
     load = _field(text, "- load average (1/5/15 min):").split(" at start")[0].split(" ")[0]
     if load == "?":  # files written before the provenance block: the load is in the prose
-        found = re.search(r"load average[^:]*:\s*([\d.]+)", text)
+        found = re.search(r"load\s+average[^:]*:\s*([\d.]+)", text)
         load = found.group(1) if found else "?"
     return (
         f"[`{name}.md`](benchmarks/results/{name}.md), {date[:10]}, commit "
