@@ -239,6 +239,7 @@ def main(
             tenth = result.mean_cumulative_regret[args.horizon // 10 - 1]
             marker = f" (R={replications})" if replications != args.replications else ""
             rows[label][env_name] = f"{final:,.1f} ± {band:,.1f} [{final / tenth:.1f}x]{marker}"
+            progress.finish()  # clear the bar's line before printing below it
             print(
                 f"{label:32s} {env_name:10s} {final:10.1f} ± {band:6.1f}  "
                 f"run {elapsed:6.2f} s, compile {compiled:5.2f} s",

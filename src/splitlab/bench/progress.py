@@ -42,23 +42,30 @@ class Progress:
         """Begin a task of ``total`` steps (None: unknown, a counter without a bar)."""
         self.name, self.total, self.done = name, total, 0
         self.started = time.perf_counter()
+        if self.enabled and self.interactive:
+            self._draw("")
+
+    def _draw(self, label: str) -> None:
+        count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        elapsed = time.perf_counter() - self.started
+        bar = ""
+        if self.total:
+            filled = round(WIDTH * min(self.done, self.total) / self.total)
+            bar = "[" + "#" * filled + "." * (WIDTH - filled) + "] "
+        line = f"{self.name} {bar}{count} {elapsed:5.1f}s {label}"
+        self.stream.write("\r\x1b[K" + line[:120])
+        self.stream.flush()
 
     def step(self, label: str = "") -> None:
         """One step of the current task has finished."""
         self.done += 1
         if not self.enabled:
             return
-        count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
         if self.interactive:
-            elapsed = time.perf_counter() - self.started
-            bar = ""
-            if self.total:
-                filled = round(WIDTH * min(self.done, self.total) / self.total)
-                bar = "[" + "#" * filled + "." * (WIDTH - filled) + "] "
-            line = f"{self.name} {bar}{count} {elapsed:5.1f}s {label}"
-            self.stream.write("\r\x1b[K" + line[:120])
-        else:
-            self.stream.write(f"[{self.name}] {count} {label}".rstrip() + "\n")
+            self._draw(label)
+            return
+        count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        self.stream.write(f"[{self.name}] {count} {label}".rstrip() + "\n")
         self.stream.flush()
 
     def finish(self) -> None:
