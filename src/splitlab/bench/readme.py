@@ -221,6 +221,13 @@ def _peers(directory: Path) -> list[str]:
         ]
         out += ["", table(["bandit policy", "library", "per choose + update", "vs splitlab"],
                           rows, "llrr")]  # fmt: skip
+        out += ["", _paragraph(
+            "In this loop every `choose` follows an `update`, so splitlab's `choose` first "
+            "recomputes the exact probability of every arm (for Thompson sampling, the P(best) "
+            "quadrature: the \"update + probabilities()\" row of `bandits_latency.md`); "
+            "river and MABWiser draw from the posterior and return an arm without its "
+            "propensity. `choose` on cached probabilities is the sub-µs row of that file."
+        )]  # fmt: skip
     if failed:
         out += ["", _paragraph("Not installed here: " + "; ".join(failed) + ".")]
     return out
