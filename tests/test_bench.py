@@ -23,7 +23,10 @@ from splitlab.cli import main
 from splitlab.errors import UnknownOptionError
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK_FILES = ("ab_summary", "analyzer", "bandits_latency", "bandits_regret", "validity_sequential")
+QUICK_FILES = (
+    "ab_summary", "analyzer", "bandits_latency", "allocator", "ope", "bandits_regret",
+    "validity_sequential",
+)  # fmt: skip
 
 
 def _single_error_line(capsys) -> str:
@@ -161,6 +164,19 @@ def test_quick_latency_and_analyzer_rows_parse(quick_run):
     assert number(ours["ratio vs (a)"]) == pytest.approx(
         number(ours["wall time"]) / number(duckdb["wall time"]), rel=0.05, abs=0.02
     )
+
+
+def test_quick_allocator_rows_lose_no_reward_and_state_their_ratio(quick_run):
+    out, _ = quick_run
+    tables = read_tables((out / "allocator.md").read_text())
+    one_thread = tables["One thread"][0]
+    assert len(one_thread) == 8  # 4 workloads x (choose, update)
+    for row in one_thread:
+        ratio = number(row["p50"]) / number(row["policy alone p50"])
+        assert number(row["allocator / policy"]) == pytest.approx(ratio, rel=0.02, abs=0.01)
+        assert row["p50 vs budget"] in ("PASS", "FAIL")
+    threaded = tables["8 threads on one allocator"][0]
+    assert [row["lost"] for row in threaded] == ["0"] * 4
 
 
 def test_readme_sections_are_generated_from_the_quick_results(quick_run, tmp_path):

@@ -80,6 +80,8 @@ SUITES: tuple[Suite, ...] = (
     Suite("ab_summary", "speed", "splitlab.bench.ab_summary"),
     Suite("analyzer", "speed", "splitlab.bench.analyzer"),
     Suite("bandits_latency", "speed", "splitlab.bench.bandits_latency"),
+    Suite("allocator", "speed", "splitlab.bench.allocator"),
+    Suite("ope", "speed", "splitlab.bench.ope"),
     Suite("bandits_regret", "regret", "splitlab.bench.bandits_regret"),
     Suite("validity_sequential", "validity", "splitlab.bench.validity_sequential"),
     Suite("peers", "peers", "splitlab.bench.peers"),
