@@ -172,6 +172,7 @@ def test_quick_allocator_rows_lose_no_reward_and_state_their_ratio(quick_run):
     one_thread = tables["One thread"][0]
     assert len(one_thread) == 8  # 4 workloads x (choose, update)
     for row in one_thread:
+        assert number(row["p50"]) <= number(row["p99"])
         ratio = number(row["p50"]) / number(row["policy alone p50"])
         assert number(row["allocator / policy"]) == pytest.approx(ratio, rel=0.02, abs=0.01)
         assert row["p50 vs budget"] in ("PASS", "FAIL")
