@@ -139,6 +139,7 @@ def _performance(directory: Path) -> str:
             f"< 50 ms | {passed} of {len(budgeted)} budgeted calls pass; {shown} | "
             f"{_source(text, 'bandits_latency')} |"
         )
+    rows += _serving_rows(directory)
     text = _read(directory, "bandits_regret")
     if text is None:
         rows += _missing("bandit simulation", "regret")
@@ -167,6 +168,44 @@ def _performance(directory: Path) -> str:
     ]
     lines += ["", *_peers(directory)]
     return "\n".join(lines)
+
+
+def _serving_rows(directory: Path) -> list[str]:
+    """The Allocator's p50 budgets and the off-policy evaluation budgets."""
+    rows: list[str] = []
+    text = _read(directory, "allocator")
+    if text is None:
+        rows += _missing("serving (Allocator)", "speed")
+    else:
+        budgeted = read_tables(text).get("One thread", [[]])[0]
+        passed = sum(row.get("p50 vs budget") == "PASS" for row in budgeted)
+        shown = "; ".join(
+            f"{row['workload']} `{row['call']}` {row['p50']}"
+            for row in budgeted
+            if row["workload"].startswith(("ThompsonSampling, periodic weights", "LinUCB"))
+        )
+        rows.append(
+            "| serving: `Allocator.choose` + `update` p50 ≤ 5 µs each (10 arms), ≤ 15 µs "
+            f"LinUCB d = 20 | {passed} of {len(budgeted)} budgeted calls pass; {shown} | "
+            f"{_source(text, 'allocator')} |"
+        )
+    text = _read(directory, "ope")
+    if text is None:
+        rows += _missing("off-policy evaluation", "speed")
+    else:
+        tables = read_tables(text)
+        heading = _title(text)
+        closed = _row(tables, heading, "6 estimators, closed-form")
+        boot = _row(tables, heading, "6 estimators, 1000 bootstrap")
+        size = re.search(r"([\d,]+) logged rounds", text)
+        size_text = size.group(1) if size else "?"
+        if closed is not None and boot is not None:
+            rows.append(
+                f"| off-policy evaluation, {size_text} rounds, 6 estimators: closed form < 1 s, "
+                f"1,000 bootstrap resamples < 10 s | {closed['seconds']} s, {boot['seconds']} s "
+                f"| {_source(text, 'ope')} |"
+            )
+    return rows
 
 
 def _title(text: str) -> str:
