@@ -108,3 +108,15 @@ def counts_and_weights(counts, weights) -> list[np.ndarray]:
                 f"need one weight per arm: counts {observed.shape}, weights {split.shape}",
             )
     return broadcast(counts=observed, weights=split)
+
+
+def check_integer(name: str, value: object, minimum: int = 1) -> int:
+    """A whole number >= ``minimum`` (bools and fractional values refused)."""
+    kind = "positive" if minimum == 1 else ("non-negative" if minimum == 0 else f">= {minimum}")
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(name, f"must be a {kind} integer, got {value!r}") from exc
+    if isinstance(value, bool) or number != value or number < minimum:
+        raise InvalidArgumentError(name, f"must be a {kind} integer, got {value!r}")
+    return number

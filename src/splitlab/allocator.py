@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from splitlab._validation import check_integer
 from splitlab.bandits import base as policy_base
 from splitlab.bandits.base import Policy
 from splitlab.bandits.linear import LinTS, LogisticTS
@@ -125,7 +126,7 @@ class BoundedStore:
     """
 
     def __init__(self, capacity: int = 1_000_000):
-        self.capacity = policy_base._positive_int("sticky_capacity", capacity)
+        self.capacity = check_integer("sticky_capacity", capacity)
         self._items: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def get(self, unit: str) -> tuple[str, float] | None:
@@ -243,9 +244,9 @@ class Allocator:
         self.mode = mode
         self.salt = str(salt)
         self.seed = seed
-        self.refresh_every = policy_base._positive_int("refresh_every", refresh_every)
+        self.refresh_every = check_integer("refresh_every", refresh_every)
         self.refresh_seconds = _optional_positive("refresh_seconds", refresh_seconds)
-        self.burn_in = _non_negative_int("burn_in", burn_in)
+        self.burn_in = check_integer("burn_in", burn_in, minimum=0)
         self.min_weight = _probability("min_weight", min_weight, 0.0, 1.0 / len(self.arms))
         if winner_threshold is not None:
             winner_threshold = _probability("winner_threshold", winner_threshold, 0.5, 1.0)
@@ -261,10 +262,10 @@ class Allocator:
             BoundedStore(sticky_capacity) if self.sticky else None
         )  # fmt: skip
         self.attribution_window = _optional_positive("attribution_window", attribution_window)
-        self.max_pending = policy_base._positive_int("max_pending", max_pending)
-        self.dedupe_capacity = policy_base._positive_int("dedupe_capacity", dedupe_capacity)
+        self.max_pending = check_integer("max_pending", max_pending)
+        self.dedupe_capacity = check_integer("dedupe_capacity", dedupe_capacity)
         self.log_enabled = bool(log)
-        self.log_capacity = policy_base._positive_int("log_capacity", log_capacity)
+        self.log_capacity = check_integer("log_capacity", log_capacity)
         if not callable(clock):
             raise InvalidArgumentError("clock", "must be a function returning seconds")
         self._clock = clock
@@ -1126,16 +1127,6 @@ def _optional_positive(name: str, value: object) -> float | None:
         raise InvalidArgumentError(name, f"must be a positive number, got {value!r}") from exc
     if not (math.isfinite(number) and number > 0):
         raise InvalidArgumentError(name, f"must be a positive number, got {value!r}")
-    return number
-
-
-def _non_negative_int(name: str, value: object) -> int:
-    try:
-        number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(name, f"must be a non-negative integer, got {value!r}") from exc
-    if number != value or number < 0:
-        raise InvalidArgumentError(name, f"must be a non-negative integer, got {value!r}")
     return number
 
 

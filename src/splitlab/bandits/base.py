@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from splitlab._validation import check_integer
 from splitlab.errors import InvalidArgumentError
 
 STATE_FORMAT = 1
@@ -475,10 +476,4 @@ class Policy:
 
 
 def _positive_int(name: str, value: object) -> int:
-    try:
-        number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(name, f"must be a positive integer, got {value!r}") from exc
-    if number != value or number < 1:
-        raise InvalidArgumentError(name, f"must be a positive integer, got {value!r}")
-    return number
+    return check_integer(name, value, 1)
