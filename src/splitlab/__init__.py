@@ -34,9 +34,11 @@ from splitlab.stats.results import EffectResult
 from splitlab.stats.srm import SRMResult, srm_test
 
 __all__ = [
+    "Allocator",
     "Analyzer",
     "BayesResult",
     "CupedResult",
+    "Decision",
     "EffectResult",
     "GroupSequentialDesign",
     "JointMoments",
