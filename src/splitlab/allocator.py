@@ -557,10 +557,7 @@ class Allocator:
         probabilities = self._shape(serving._cached_probabilities(), None)
         probabilities.flags.writeable = False
         propensities = probabilities.tolist()
-        last = len(propensities) - 1
-        while propensities[last] <= 0:
-            last -= 1
-        cumulative = list(accumulate(propensities))
+        cumulative, last = _cdf(propensities)
         self._table = (cumulative, cumulative[-1], propensities, last, probabilities)
         self._stale = False
         return self._table
@@ -1068,9 +1065,10 @@ class Allocator:
 
     # ------------------------------------------------------------------ helpers
 
-    def _copy_policy(self, policy: Policy) -> Policy:
-        copy = type(policy).from_state(policy.state())
-        return copy
+    @staticmethod
+    def _copy_policy(policy: Policy) -> Policy:
+        """An independent policy with the same settings and statistics (the served copy)."""
+        return type(policy).from_state(policy.state())
 
     def _check_label(self, label: object, argument: str = "arm") -> int:
         index = self._arm_index.get(label)  # type: ignore[arg-type]
@@ -1088,12 +1086,17 @@ class Allocator:
 # ---------------------------------------------------------------------- module helpers
 
 
-def _draw(propensities: list[float], uniform: float) -> tuple[int, float]:
-    """Inverse-CDF draw as ``draw_from``, on a Python list (no numpy calls for ~10 arms)."""
-    cumulative = list(accumulate(propensities))
+def _cdf(propensities: list[float]) -> tuple[list[float], int]:
+    """Running sums (sequential, as np.cumsum) and the last arm that can be drawn."""
     last = len(propensities) - 1
     while propensities[last] <= 0:
         last -= 1
+    return list(accumulate(propensities)), last
+
+
+def _draw(propensities: list[float], uniform: float) -> tuple[int, float]:
+    """Inverse-CDF draw as ``draw_from``, on a Python list (no numpy calls for ~10 arms)."""
+    cumulative, last = _cdf(propensities)
     index = min(bisect_right(cumulative, uniform * cumulative[-1]), last)
     return index, propensities[index]
 
