@@ -36,3 +36,14 @@ class UnknownOptionError(InvalidArgumentError):
 
 class DegenerateDataWarning(UserWarning):
     """Legal data for which some rows have no defined result (they carry NaN and an error)."""
+
+
+class EngineError(InvalidArgumentError):
+    """The engine that holds the data (DuckDB, polars, Spark, pyarrow, pandas) refused a
+    query splitlab built from the user's input. The message names the argument and the
+    engine's first line; the query itself is on ``sql`` (None where there is no SQL), so
+    that it can be inspected without cluttering the message."""
+
+    def __init__(self, argument: str, problem: str, *, sql: str | None = None):
+        self.sql = sql
+        super().__init__(argument, problem)
