@@ -47,3 +47,42 @@ class EngineError(InvalidArgumentError):
     def __init__(self, argument: str, problem: str, *, sql: str | None = None):
         self.sql = sql
         super().__init__(argument, problem)
+
+
+def engine_error_types() -> tuple[type[BaseException], ...]:
+    """The base exception classes of the data engines that are already imported (DuckDB,
+    polars, pyarrow, narwhals, PySpark, py4j); importing none of them, so catching these
+    costs nothing when an engine is not in use.
+
+    >>> import duckdb
+    >>> duckdb.Error in engine_error_types()
+    True
+    """
+    import sys
+
+    bases = (
+        ("duckdb", "Error"),
+        ("polars.exceptions", "PolarsError"),
+        ("pyarrow", "ArrowException"),
+        ("narwhals.exceptions", "NarwhalsError"),
+        ("pyspark.errors", "PySparkException"),
+        ("py4j.protocol", "Py4JError"),
+    )
+    found = []
+    for module_name, class_name in bases:
+        candidate = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(candidate, type) and issubclass(candidate, BaseException):
+            found.append(candidate)
+    return tuple(found)
+
+
+def engine_message(error: BaseException) -> str:
+    """The first non-empty line of an engine's error, without its long hints and context.
+
+    >>> engine_message(ValueError("Conversion Error: bad value\\n\\nPossible solutions: ..."))
+    'Conversion Error: bad value'
+    """
+    for line in str(error).splitlines():
+        if line.strip():
+            return " ".join(line.split())
+    return type(error).__name__
