@@ -487,7 +487,7 @@ def test_snapshot_is_a_json_header_plus_arrays_not_pickle():
     assert blob.startswith(magic) and b"pickle" not in blob
     (length,) = struct.unpack("<Q", blob[len(magic) : len(magic) + 8])
     header = json.loads(blob[len(magic) + 8 : len(magic) + 8 + length])
-    assert header["format"] == 1 and header["kind"] == "snapshot"
+    assert header["format"] == 2 and header["kind"] == "snapshot"
     assert header["arms"] == ["a", "b"] and header["policy"] == "ThompsonSampling"
     assert header["splitlab"] == sl.__version__
     offset = header["arrays"]["policy.alpha"]["offset"]
@@ -519,9 +519,10 @@ def test_corrupt_truncated_and_unknown_snapshots_are_rejected():
         "truncated": blob[: len(blob) - 100],
         "not a splitlab": b"PK\x03\x04" + blob[4:],
         "format 99": _with_format(blob, 99),
+        "format 1": _with_format(blob, 1),
         "is a delta": alloc.delta(),
     }
-    assert Allocator.restore(_with_format(blob, 1)).stats().equals(alloc.stats())
+    assert Allocator.restore(_with_format(blob, 2)).stats().equals(alloc.stats())
     for message, bad in cases.items():
         with pytest.raises(InvalidArgumentError, match=message) as error:
             Allocator.restore(bad)

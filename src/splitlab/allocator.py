@@ -31,6 +31,26 @@ probability of being best reaches the threshold at a refresh.
 The interval between two refreshes is a *period*: the decision log carries it (weights are
 constant within a period in periodic mode) and :meth:`Allocator.srm` tests served counts
 against served weights period by period.
+
+**What a crash loses.** An allocator lives in memory; :meth:`Allocator.save` (or
+:meth:`Allocator.snapshot`) is its only durable form. A process that dies loses everything
+since its last save: the decisions served (their counts, their pending state — a later
+reward for one is an unknown id — and their log rows not yet flushed), the rewards joined,
+and the deltas merged. A save itself is atomic: a process killed while saving leaves the
+previous snapshot intact at the path, and its temporary file is removed by the next
+:meth:`~Allocator.save`, :meth:`~Allocator.flush` or :meth:`~Allocator.load` in that
+directory. A service that must not lose acknowledged rewards journals them before
+acknowledging (as ``examples/service.py`` does).
+
+**Replicas.** Each allocator has an :attr:`~Allocator.origin`, a random id new with every
+construction and every restore (so two replicas restored from one snapshot never share
+one). :meth:`~Allocator.delta` returns, per origin, the *cumulative* statistics this replica
+knows from it — its own since it was built, its earlier incarnations' up to the snapshot it
+was restored from, and those it merged — tagged with the number of observations behind
+them; :meth:`~Allocator.merge` applies only the part it has not seen yet. This is a
+state-based replicated counter (one grow-only vector per origin, Shapiro et al., "Conflict-
+free replicated data types", SSS 2011): deltas may be lost, repeated, reordered or relayed
+through other replicas, and any later delta carries everything an earlier one did.
 """
 
 from __future__ import annotations
@@ -50,6 +70,11 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: stale temporary files are not swept
+    fcntl = None  # type: ignore[assignment]
+
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
@@ -68,7 +93,8 @@ from splitlab.bandits.mab import (
 from splitlab.errors import InvalidArgumentError, UnknownOptionError
 from splitlab.hashing import unit_uniform
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
+REWARD_LIMIT = 1e100  # |reward| bound: sums of rewards and of their squares cannot overflow
 _MAGIC = b"SPLITLAB-ALLOCATOR\n"
 _LENGTH = struct.Struct("<Q")
 _CHECKSUM = struct.Struct("<I")
@@ -175,7 +201,7 @@ class Allocator:
     policy : a ``splitlab.bandits`` policy, default ``ThompsonSampling()``
         Sized here if built without ``n_arms`` (and ``n_features`` for contextual ones).
     seed : int, optional
-        Seeds the generator of decisions made without ``unit``.
+        Seeds the generator of decisions made without ``unit`` (a non-negative integer).
     salt : str
         Mixed into the hash of a unit, so experiments bucket independently.
     mode : "online" | "periodic", optional
@@ -242,8 +268,10 @@ class Allocator:
         if mode not in ("online", "periodic"):
             raise UnknownOptionError("mode", mode, ("online", "periodic"))
         self.mode = mode
-        self.salt = str(salt)
-        self.seed = seed
+        if not isinstance(salt, str):
+            raise InvalidArgumentError("salt", f"must be a string, got {type(salt).__name__}")
+        self.salt = salt
+        self.seed = None if seed is None else check_integer("seed", seed, minimum=0)
         self.refresh_every = check_integer("refresh_every", refresh_every)
         self.refresh_seconds = _optional_positive("refresh_seconds", refresh_seconds)
         self.burn_in = check_integer("burn_in", burn_in, minimum=0)
@@ -270,8 +298,8 @@ class Allocator:
             raise InvalidArgumentError("clock", "must be a function returning seconds")
         self._clock = clock
         self._lock = threading.Lock()
-        self._rng = np.random.default_rng(seed)
-        self._epoch = os.urandom(4).hex()
+        self._rng = np.random.default_rng(self.seed)
+        self._epoch = os.urandom(8).hex()  # the origin: decision ids and replica deltas
         self._counter = 0  # decisions issued under this epoch
         self._issued: dict[str, int] = {}  # decisions issued under earlier (restored) epochs
         self._pending: OrderedDict[str, list] = OrderedDict()
@@ -309,9 +337,11 @@ class Allocator:
         self._srm_counts = [0] * n_arms
         self._table_served = 0
         self._expected_parts: list[tuple[int, np.ndarray]] = []
-        self._delta_base = self._sufficient_statistics()
-        self._delta_sequence = 0
-        self._merged: set[tuple[str, int]] = set()
+        # replicas: statistics present at construction are nobody's contribution; ``_seen``
+        # holds, per other origin, (observations, cumulative statistics) applied from it
+        self._events = 0  # decisions and rewards recorded here under this origin
+        self._base = self._sufficient_statistics()
+        self._seen: dict[str, tuple[int, dict[str, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------ serving
 
@@ -359,6 +389,7 @@ class Allocator:
     def _record(self, now, unit, index, propensity, probabilities, context, sticky) -> Decision:
         counter = self._counter
         self._counter = counter + 1
+        self._events += 1
         decision_id = f"{self._epoch}-{counter:x}"
         version = self._version
         row = [
@@ -412,9 +443,13 @@ class Allocator:
         ``arm=`` (with ``context=`` for contextual policies) that was not served here.
 
         Returns False, and counts a duplicate, when the decision already had its reward.
+        A reward must be a finite number with ``|reward| <= REWARD_LIMIT`` (1e100, so that
+        no sum of rewards or of their squares can overflow) inside the policy's range; a
+        refused reward changes nothing.
         """
         if reward is None:
             raise InvalidArgumentError("reward", "is required")
+        reward = _reward_value(reward)
         if decision is None:
             if arm is None:
                 raise InvalidArgumentError("decision", "give a decision, its id, or arm=")
@@ -458,7 +493,7 @@ class Allocator:
                 weight = float(current) / row[_PROPENSITY]
             self.policy.update(index, reward, row[_CONTEXT], weight)  # validates first
             del self._pending[decision_id]
-            row[_REWARD], row[_REWARD_TIME] = float(reward), now  # type: ignore[arg-type]
+            row[_REWARD], row[_REWARD_TIME] = reward, now
             done = self._done
             done[decision_id] = None
             if len(done) > self.dedupe_capacity:
@@ -477,9 +512,10 @@ class Allocator:
                 row[_UNIT], None if row[_CONTEXT] is None else row[_CONTEXT].copy(),
             )  # fmt: skip
 
-    def _count_reward(self, index: int, reward: object) -> None:
+    def _count_reward(self, index: int, reward: float) -> None:
+        self._events += 1
         self._rewards[index] += 1
-        self._reward_sums[index] += float(reward)  # type: ignore[arg-type]
+        self._reward_sums[index] += reward
         self._rewards_since_refresh += 1
         if self.mode == "online":
             self._version += 1
@@ -791,6 +827,18 @@ class Allocator:
 
     # ------------------------------------------------------------------ replicas
 
+    @property
+    def origin(self) -> str:
+        """This replica's id in deltas (and the prefix of its decision ids): random, new with
+        every construction and every :meth:`restore`.
+
+        >>> a = Allocator(["x", "y"], seed=0)
+        >>> b = Allocator.restore(a.snapshot())
+        >>> len(a.origin), a.origin != b.origin
+        (16, True)
+        """
+        return self._epoch
+
     def _sufficient_statistics(self) -> dict[str, np.ndarray]:
         arrays = {f"policy.{k}": v for k, v in self.policy.additive_statistics().items()}
         arrays["decisions"] = np.array(self._decisions, dtype=np.float64)
@@ -798,29 +846,63 @@ class Allocator:
         arrays["reward_sums"] = np.array(self._reward_sums)
         return arrays
 
+    def _own_contribution(self) -> dict[str, np.ndarray]:
+        """What this origin added: current statistics less the base and what was merged."""
+        own = {
+            name: value - self._base[name] for name, value in self._sufficient_statistics().items()
+        }
+        for _, seen in self._seen.values():
+            for name, value in seen.items():
+                own[name] -= value
+        return own
+
     def delta(self) -> bytes:
-        """The sufficient statistics gathered here since the last delta (merged deltas
-        excluded), as bytes for another replica's :meth:`merge`."""
+        """What this replica knows, per origin, as bytes for another replica's
+        :meth:`merge`: the cumulative statistics of its own decisions and rewards, of its
+        earlier incarnations (up to the snapshot it was restored from) and of every origin it
+        merged, each tagged with the number of observations behind it.
+
+        A delta changes nothing here, so a lost one is simply re-sent (or superseded by the
+        next), and one delta brings the receiver up to date with everything the sender knew.
+        Its size grows with the number of origins, not with traffic. Discounted policies
+        cannot be replicated (their statistics do not add).
+
+        >>> a, b = Allocator(["x", "y"], seed=1), Allocator(["x", "y"], seed=2)
+        >>> a.update(a.choose(), 1.0)
+        True
+        >>> lost = a.delta()
+        >>> a.update(a.choose(), 0.0)
+        True
+        >>> b.merge(a.delta()), b.merge(lost), int(b.stats()["rewards"].sum())
+        (True, False, 2)
+        """
         if self.policy.discount < 1.0:
             raise InvalidArgumentError(
                 "policy", "replicas merge by addition; a discounted policy's statistics do not add"
             )
         with self._lock:
-            current = self._sufficient_statistics()
-            difference = {name: current[name] - self._delta_base[name] for name in current}
-            self._delta_base = current
-            self._delta_sequence += 1
-            header = {
-                "kind": "delta",
-                "origin": self._epoch,
-                "sequence": self._delta_sequence,
-                **self._identity(),
-            }
-        return _pack(header, difference)
+            entries = [(self._epoch, self._events, self._own_contribution())]
+            entries += [(origin, events, seen) for origin, (events, seen) in self._seen.items()]
+        contributions, arrays = [], {}
+        for position, (origin, events, statistics) in enumerate(
+            entry for entry in entries if entry[1] > 0
+        ):
+            contributions.append({"origin": origin, "events": events})
+            arrays.update({f"{position}.{name}": value for name, value in statistics.items()})
+        header = {
+            "kind": "delta",
+            "origin": self._epoch,
+            "contributions": contributions,
+            **self._identity(),
+        }
+        return _pack(header, arrays)
 
     def merge(self, delta: bytes) -> bool:
-        """Add another replica's delta. Returns False (and changes nothing) for a delta
-        merged before; N replicas exchanging deltas converge to one allocator's state."""
+        """Apply another replica's :meth:`delta`: for each origin in it, the part beyond what
+        this replica has already seen from that origin (nothing for its own origin, nothing
+        for an older delta). Returns whether anything changed; N replicas exchanging deltas
+        converge to one allocator's state. A delta that does not fit (other arms, policy or
+        settings; corrupt; an origin going backwards) raises and changes nothing."""
         header, arrays = _unpack(delta, "delta")
         identity = self._identity()
         for key, value in identity.items():
@@ -828,29 +910,30 @@ class Allocator:
                 raise InvalidArgumentError(
                     "delta", f"comes from an allocator with another {key}: {header.get(key)!r}"
                 )
-        key = (str(header["origin"]), int(header["sequence"]))
+        shapes = {name: value.shape for name, value in self._base.items()}
+        incoming = _read_contributions(header, arrays, shapes)
         with self._lock:
-            if key in self._merged or key[0] == self._epoch:
+            increments = {name: np.zeros(shape) for name, shape in shapes.items()}
+            applied: dict[str, tuple[int, dict[str, np.ndarray]]] = {}
+            for origin, (events, statistics) in incoming.items():
+                seen = self._seen.get(origin)
+                if origin == self._epoch or (seen is not None and events <= seen[0]):
+                    continue
+                for name, value in statistics.items():
+                    step = value if seen is None else value - seen[1][name]
+                    if name in ("decisions", "rewards") and np.any(step < 0):
+                        raise InvalidArgumentError(
+                            "delta", f"origin {origin!r} has fewer {name} than already merged"
+                        )
+                    increments[name] += step
+                applied[origin] = (events, statistics)
+            if not applied:
                 return False
-            current = self._sufficient_statistics()
-            for name, value in arrays.items():
-                if name not in current or current[name].shape != value.shape:
-                    raise InvalidArgumentError(
-                        "delta", f"array {name!r} does not fit this allocator"
-                    )
-            self.policy.add_statistics(
-                {name[7:]: value for name, value in arrays.items() if name.startswith("policy.")}
-            )
-            for name, value in arrays.items():
-                self._delta_base[name] = self._delta_base[name] + value
-            for k in range(len(self.arms)):
-                self._decisions[k] += round(arrays["decisions"][k])
-                self._rewards[k] += round(arrays["rewards"][k])
-                self._reward_sums[k] += float(arrays["reward_sums"][k])
-            self._merged.add(key)
+            self._add_statistics(increments)
+            self._seen.update(applied)
             self._counters["merged_deltas"] += 1
             burn_in_ended = self._burning and min(self._decisions) >= self.burn_in
-            self._rewards_since_refresh += round(arrays["rewards"].sum())
+            self._rewards_since_refresh += round(increments["rewards"].sum())
             if self.mode == "online":
                 self._version += 1
                 self._stale = True
@@ -858,6 +941,34 @@ class Allocator:
                 self._burning = False
                 self._refresh(self._clock())
         return True
+
+    def _add_statistics(self, increments: dict[str, np.ndarray]) -> None:
+        """Add merged statistics, all or nothing: the policy's go through a trial copy that
+        must stay a valid posterior before anything here changes."""
+        sums = np.array(self._reward_sums) + increments["reward_sums"]
+        if not np.isfinite(sums).all():
+            raise InvalidArgumentError("delta", "its reward sums overflow this allocator's")
+        trial = self._copy_policy(self.policy)
+        try:
+            trial.add_statistics(
+                {
+                    name[7:]: value
+                    for name, value in increments.items()
+                    if name.startswith("policy.")
+                }
+            )
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError("delta", f"does not fit the policy: {exc}") from exc
+        problem = _policy_problem(trial)
+        if problem is not None:
+            raise InvalidArgumentError("delta", f"would leave the policy invalid: {problem}")
+        for name, array in trial.arrays.items():
+            self.policy.arrays[name] = array
+        self.policy._touch()
+        for k in range(len(self.arms)):
+            self._decisions[k] += round(increments["decisions"][k])
+            self._rewards[k] += round(increments["rewards"][k])
+        self._reward_sums = sums.tolist()
 
     def _identity(self) -> dict[str, Any]:
         return {
@@ -871,7 +982,9 @@ class Allocator:
 
     def snapshot(self) -> bytes:
         """Everything needed to resume: a JSON header (format, version, settings, counters,
-        generator state, pending decisions) plus the state arrays; never pickle."""
+        generator state, pending decisions, replica bookkeeping) plus the state arrays;
+        never pickle. Everything is copied under the lock, so a snapshot taken while other
+        threads serve is one consistent state (it is encoded after the lock is released)."""
         with self._lock:
             self._settle_srm()
             arrays = {f"policy.{k}": v[0].copy() for k, v in self.policy.arrays.items()}
@@ -879,7 +992,9 @@ class Allocator:
                 arrays.update(
                     {f"serving.{k}": v[0].copy() for k, v in self._serving.arrays.items()}
                 )
-            arrays.update({f"base.{k}": v.copy() for k, v in self._delta_base.items()})
+            arrays.update({f"base.{k}": v.copy() for k, v in self._base.items()})
+            for position, (_, seen) in enumerate(self._seen.values()):
+                arrays.update({f"seen.{position}.{k}": v for k, v in seen.items()})
             periods = sorted(self._srm_periods)
             if periods:
                 arrays["srm.counts"] = np.stack([self._srm_periods[p][0] for p in periods])
@@ -908,10 +1023,10 @@ class Allocator:
                 "state": {
                     "rng": self._rng.bit_generator.state,
                     "issued": {**self._issued, self._epoch: self._counter},
-                    "counters": self._counters,
-                    "decisions": self._decisions,
-                    "rewards": self._rewards,
-                    "reward_sums": self._reward_sums,
+                    "counters": dict(self._counters),
+                    "decisions": list(self._decisions),
+                    "rewards": list(self._rewards),
+                    "reward_sums": list(self._reward_sums),
                     "burning": self._burning,
                     "winner": self._winner,
                     "period": self._period,
@@ -919,8 +1034,9 @@ class Allocator:
                     "rewards_since_refresh": self._rewards_since_refresh,
                     "seconds_since_refresh": self._clock() - self._refreshed_at,
                     "srm_periods": periods,
-                    "delta_sequence": self._delta_sequence,
-                    "merged": sorted([list(key) for key in self._merged]),
+                    "origin": self._epoch,
+                    "events": self._events,
+                    "seen": [[origin, events] for origin, (events, _) in self._seen.items()],
                     "pending_ids": [row[_ID] for row in pending],
                     "pending_units": [row[_UNIT] for row in pending],
                     "done": list(self._done),
@@ -957,111 +1073,296 @@ class Allocator:
         return None
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`snapshot` atomically (temporary file, then rename)."""
+        """Write :meth:`snapshot` atomically: to a temporary file in the same directory
+        (fsynced, then renamed over ``path``, then the directory fsynced). A process killed
+        while saving leaves the previous snapshot at ``path``; the temporary files of
+        killed saves in that directory are removed by the next save, flush or load there.
+
+        What a crash loses is everything since the last save (see the module docstring)."""
         blob = self.snapshot()
         target = Path(path)
         _atomic_write(target, lambda handle: handle.write(blob))
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike, **options: Any) -> Allocator:
-        """:meth:`restore` from a file written by :meth:`save`."""
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        expect: Allocator | dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Allocator:
+        """:meth:`restore` from a file written by :meth:`save` (``expect`` and the other
+        options as there). Temporary files that killed saves left in the directory are
+        removed first."""
+        target = Path(path)
+        _remove_stale_temporaries(target.parent)
         try:
-            blob = Path(path).read_bytes()
+            blob = target.read_bytes()
         except OSError as exc:
             raise InvalidArgumentError("path", f"cannot read {str(path)!r}: {exc}") from exc
-        return cls.restore(blob, **options)
+        return cls.restore(blob, expect=expect, **options)
 
     @classmethod
     def restore(
         cls,
         blob: bytes,
         *,
+        expect: Allocator | dict[str, Any] | None = None,
         sticky_store: StickyStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> Allocator:
         """Rebuild an allocator from :meth:`snapshot`; with the same seed it makes the same
-        next decisions. Decision ids get a new prefix (no clash with ids issued before)."""
+        next decisions. It gets a new :attr:`origin` (decision ids get a new prefix, and its
+        deltas a new origin); what the snapshot's origin had contributed is remembered as
+        seen, so its own earlier deltas are not counted twice.
+
+        ``expect`` refuses a snapshot of another experiment: a dict with any of ``arms``
+        (list of labels), ``policy`` (a policy class name, class, or instance — an
+        instance also fixes the hyperparameters) and ``salt``; or an Allocator, whose
+        arms, policy (with hyperparameters and ``n_features``) and salt must all match.
+
+        Every field is checked (types, shapes, finite values, ranges, arm and winner
+        indices, valid posteriors, counters that agree); anything wrong raises
+        :class:`~splitlab.errors.InvalidArgumentError` for ``blob`` naming the field.
+
+        >>> alloc = Allocator(["a", "b"], seed=0, salt="exp-1")
+        >>> blob = alloc.snapshot()
+        >>> Allocator.restore(blob, expect={"arms": ["a", "b"], "salt": "exp-1"}).arms
+        ['a', 'b']
+        >>> try:
+        ...     Allocator.restore(blob, expect={"salt": "exp-2"})
+        ... except ValueError as error:
+        ...     print(error)
+        blob: is a snapshot of another experiment: salt is 'exp-1', expected 'exp-2'
+        """
+        expected = _expectations(expect)
+        if not callable(clock):
+            raise InvalidArgumentError("clock", "must be a function returning seconds")
         header, arrays = _unpack(blob, "snapshot")
         try:
-            return cls._from_snapshot(header, arrays, sticky_store, clock)
-        except InvalidArgumentError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            return cls._from_snapshot(header, arrays, sticky_store, clock, expected)
+        except InvalidArgumentError as exc:
+            if exc.argument == "blob":
+                raise
+            raise InvalidArgumentError("blob", f"{exc.argument}: {exc.problem}") from exc
+        except Exception as exc:  # the checks below are meant to be complete; this is the net
             raise InvalidArgumentError(
                 "blob", f"snapshot content is inconsistent: {exc!r}"
             ) from exc
 
     @classmethod
-    def _from_snapshot(cls, header, arrays, sticky_store, clock) -> Allocator:
+    def _from_snapshot(cls, header, arrays, sticky_store, clock, expected) -> Allocator:
         from splitlab import bandits
 
-        name = header["policy"]
-        policy_class = getattr(bandits, name, None)
-        if not (isinstance(policy_class, type) and issubclass(policy_class, Policy)):
-            raise InvalidArgumentError("blob", f"unknown policy {name!r} in the snapshot")
+        arms = _check_arms(_field(header, "arms", ""))
+        n_arms = len(arms)
+        name = _as_str(_field(header, "policy", ""), "policy")
+        if name not in bandits.__all__ or name == "Policy":
+            raise _corrupt("policy", f"names no splitlab policy: {name!r}")
+        policy_class = getattr(bandits, name)
+        hyperparameters = _as_dict(_field(header, "hyperparameters", ""), "hyperparameters")
+        n_features = _field(header, "n_features", "")
+        if n_features is not None:
+            n_features = _as_int(n_features, "n_features", minimum=1)
+        settings = _as_dict(_field(header, "settings", ""), "settings", set(_SETTINGS))
+        for key in ("sticky", "log"):
+            _as_bool(settings[key], f"settings.{key}")
+        _check_expected(expected, arms, name, hyperparameters, n_features, settings["salt"])
+        prior = policy_class(**hyperparameters)
+        prior.resize(n_arms, n_features)
+        shapes = {key: value.shape[1:] for key, value in prior.arrays.items()}
+        statistic_shapes = {f"policy.{k}": v.shape for k, v in prior.additive_statistics().items()}
+        statistic_shapes.update(dict.fromkeys(("decisions", "rewards", "reward_sums"), (n_arms,)))
 
         def policy_from(prefix: str) -> Policy:
             state = {
                 "policy": name,
                 "format": policy_base.STATE_FORMAT,
-                "hyperparameters": header["hyperparameters"],
-                "n_arms": len(header["arms"]),
-                "n_features": header["n_features"],
-                "arrays": {k: arrays[f"{prefix}.{k}"] for k in policy_class._statistics},
+                "hyperparameters": hyperparameters,
+                "n_arms": n_arms,
+                "n_features": n_features,
+                "arrays": {
+                    k: _array(arrays, f"{prefix}.{k}", shape) for k, shape in shapes.items()
+                },
             }
-            return policy_class.from_state(state)
+            policy = policy_class.from_state(state)
+            problem = _policy_problem(policy)
+            if problem is not None:
+                raise _corrupt(prefix, problem)
+            return policy
 
-        settings = header["settings"]
         alloc = cls(
-            header["arms"], policy_from("policy"), n_features=header["n_features"],
-            sticky_store=sticky_store, clock=clock, **settings,
+            arms, policy_from("policy"), n_features=n_features, sticky_store=sticky_store,
+            clock=clock, **settings,
         )  # fmt: skip
-        state = header["state"]
-        if settings["mode"] == "periodic":
+        state = _as_dict(_field(header, "state", ""), "state", set(_STATE))
+        names = {f"policy.{k}" for k in shapes} | {f"base.{k}" for k in statistic_shapes}
+        names |= {"pending.numbers", "pending.probabilities"}
+        if alloc.mode == "periodic":
             alloc._serving = policy_from("serving")
-        alloc._rng.bit_generator.state = state["rng"]
-        alloc._issued.update(state["issued"])
-        alloc._counters.update(state["counters"])
-        alloc._decisions = [int(v) for v in state["decisions"]]
-        alloc._rewards = [int(v) for v in state["rewards"]]
-        alloc._reward_sums = [float(v) for v in state["reward_sums"]]
-        alloc._burning = bool(state["burning"])
-        alloc._winner = state["winner"]
-        alloc._period = int(state["period"])
-        alloc._version = int(state["version"])
-        alloc._rewards_since_refresh = int(state["rewards_since_refresh"])
-        alloc._refreshed_at = clock() - float(state["seconds_since_refresh"])
-        for index, period in enumerate(state["srm_periods"]):
-            alloc._srm_periods[int(period)] = [
-                arrays["srm.counts"][index].copy(),
-                arrays["srm.expected"][index].copy(),
-            ]
-        alloc._delta_base = {k[5:]: v.copy() for k, v in arrays.items() if k.startswith("base.")}
-        alloc._delta_sequence = int(state["delta_sequence"])
-        alloc._merged = {(str(origin), int(sequence)) for origin, sequence in state["merged"]}
-        numbers = arrays["pending.numbers"]
-        for position, decision_id in enumerate(state["pending_ids"]):
-            when, arm, propensity, version, period, sticky = numbers[position]
-            context = (
-                arrays["pending.contexts"][position].copy() if alloc.policy.contextual else None
+            names |= {f"serving.{k}" for k in shapes}
+        rng = _as_dict(state["rng"], "state.rng")
+        if rng.get("bit_generator") != type(alloc._rng.bit_generator).__name__:
+            raise _corrupt("state.rng", f"is not a {type(alloc._rng.bit_generator).__name__} state")
+        try:
+            alloc._rng.bit_generator.state = rng
+        except Exception as exc:
+            raise _corrupt("state.rng", f"is not a valid generator state ({exc})") from exc
+        issued = _as_dict(state["issued"], "state.issued")
+        for epoch, count in issued.items():
+            _as_int(count, f"state.issued.{epoch}")
+        alloc._issued.update(issued)
+        counters = _as_dict(state["counters"], "state.counters", set(alloc._counters))
+        for key, value in counters.items():
+            alloc._counters[key] = _as_int(value, f"state.counters.{key}")
+        decisions = _int_list(state["decisions"], "state.decisions", n_arms)
+        rewards = _int_list(state["rewards"], "state.rewards", n_arms)
+        reward_sums = [
+            _as_float(v, f"state.reward_sums[{k}]")
+            for k, v in enumerate(_as_list(state["reward_sums"], "state.reward_sums", n_arms))
+        ]
+        for k in range(n_arms):
+            if abs(reward_sums[k]) > REWARD_LIMIT * rewards[k]:
+                raise _corrupt(
+                    f"state.reward_sums[{k}]", f"is impossible for {rewards[k]} reward(s)"
+                )
+        alloc._decisions, alloc._rewards, alloc._reward_sums = decisions, rewards, reward_sums
+        alloc._burning = _as_bool(state["burning"], "state.burning")
+        if alloc._burning and min(decisions) >= alloc.burn_in:
+            raise _corrupt("state.burning", f"is true but every arm has burn_in={alloc.burn_in}")
+        if state["winner"] is not None:
+            if alloc.winner_threshold is None:
+                raise _corrupt("state.winner", "is set but there is no winner_threshold")
+            alloc._winner = _as_int(state["winner"], "state.winner", maximum=n_arms - 1)
+        alloc._period = _as_int(state["period"], "state.period")
+        alloc._version = _as_int(state["version"], "state.version", minimum=1)
+        alloc._rewards_since_refresh = _as_int(
+            state["rewards_since_refresh"], "state.rewards_since_refresh"
+        )
+        elapsed = _as_float(state["seconds_since_refresh"], "state.seconds_since_refresh")
+        alloc._refreshed_at = clock() - elapsed
+        periods = _as_list(state["srm_periods"], "state.srm_periods")
+        for position, period in enumerate(periods):
+            _as_int(period, f"state.srm_periods[{position}]", maximum=alloc._period)
+        if sorted(set(periods)) != periods:
+            raise _corrupt("state.srm_periods", "must be distinct and increasing")
+        if periods:
+            names |= {"srm.counts", "srm.expected"}
+            counts = _array(arrays, "srm.counts", (len(periods), n_arms), minimum=0, whole=True)
+            expected_counts = _array(arrays, "srm.expected", (len(periods), n_arms), minimum=0)
+            for position, period in enumerate(periods):
+                alloc._srm_periods[period] = [counts[position], expected_counts[position]]
+        alloc._base = {
+            key: _array(arrays, f"base.{key}", shape, **_COUNT_RULES.get(key, {}))
+            for key, shape in statistic_shapes.items()
+        }
+        origin = _as_str(state["origin"], "state.origin")
+        seen_entries = _as_list(state["seen"], "state.seen")
+        for position, entry in enumerate(seen_entries):
+            where = f"state.seen[{position}]"
+            pair = _as_list(entry, where, 2)
+            seen_origin = _as_str(pair[0], where)
+            if seen_origin == origin or seen_origin in alloc._seen:
+                raise _corrupt(where, f"repeats origin {seen_origin!r}")
+            alloc._seen[seen_origin] = (
+                _as_int(pair[1], where, minimum=1),
+                {
+                    key: _array(
+                        arrays, f"seen.{position}.{key}", shape, **_COUNT_RULES.get(key, {})
+                    )
+                    for key, shape in statistic_shapes.items()
+                },
             )
-            probabilities = arrays["pending.probabilities"][position].copy()
-            probabilities.flags.writeable = False
-            row = [
-                decision_id, float(when), state["pending_units"][position], int(arm),
-                float(propensity), probabilities, int(version), int(period), context,
-                None, None, bool(sticky),
-            ]  # fmt: skip
-            alloc._pending[decision_id] = row
-            if alloc._log is not None:
-                alloc._log.append(row)
-        alloc._done.update(dict.fromkeys(state["done"]))
-        if state["sticky"] is not None and isinstance(alloc._sticky_store, BoundedStore):
-            for unit, arm, propensity in state["sticky"]:
-                alloc._sticky_store.set(unit, (arm, float(propensity)))
+            names |= {f"seen.{position}.{key}" for key in statistic_shapes}
+        events = _as_int(state["events"], "state.events")
+        own = alloc._own_contribution()
+        for key in ("decisions", "rewards"):
+            if np.any(own[key] < 0):
+                raise _corrupt(
+                    f"state.{key}", "are fewer than the replica contributions they include"
+                )
+        if events > 0:  # the snapshot's origin is an earlier incarnation of this replica
+            alloc._seen[origin] = (events, own)
+        alloc._restore_pending(state, arrays, names)
+        extra = set(arrays) - names
+        if extra:
+            raise InvalidArgumentError("blob", f"has unexpected array(s) {sorted(extra)}")
+        if state["sticky"] is not None:
+            if not alloc.sticky:
+                raise _corrupt("state.sticky", "holds units but the allocator is not sticky")
+            entries = []
+            for position, item in enumerate(_as_list(state["sticky"], "state.sticky")):
+                where = f"state.sticky[{position}]"
+                unit, arm, propensity = _as_list(item, where, 3)
+                _as_str(unit, where)
+                if arm not in alloc._arm_index:
+                    raise _corrupt(where, f"names an unknown arm {arm!r}")
+                entries.append(
+                    (unit, arm, _as_float(propensity, where, low=0.0, high=1.0, open_low=True))
+                )
+            if isinstance(alloc._sticky_store, BoundedStore):
+                for unit, arm, propensity in entries:
+                    alloc._sticky_store.set(unit, (arm, propensity))
         alloc._stale = True
         return alloc
+
+    def _restore_pending(self, state: dict, arrays: dict, names: set[str]) -> None:
+        """Pending decisions (and their log rows) from the snapshot, every column checked."""
+        ids = _as_list(state["pending_ids"], "state.pending_ids")
+        count = len(ids)
+        units = _as_list(state["pending_units"], "state.pending_units", count)
+        done = _as_list(state["done"], "state.done")
+        for where, values in (("state.pending_ids", ids), ("state.done", done)):
+            for position, value in enumerate(values):
+                _as_str(value, f"{where}[{position}]")
+            if len(set(values)) != len(values):
+                raise _corrupt(where, "repeats an id")
+        if set(ids) & set(done):
+            raise _corrupt("state.done", "holds ids that are still pending")
+        for position, unit in enumerate(units):
+            if unit is not None:
+                _as_str(unit, f"state.pending_units[{position}]")
+        n_arms = len(self.arms)
+        numbers = _array(arrays, "pending.numbers", (count, 6))
+        probabilities = _array(arrays, "pending.probabilities", (count, n_arms), minimum=0)
+        if np.any(probabilities > 1) or np.any(np.abs(probabilities.sum(axis=1) - 1) > 1e-9):
+            raise _corrupt("pending.probabilities", "rows must be probabilities summing to 1")
+        contexts = None
+        if self.policy.contextual:
+            names.add("pending.contexts")
+            contexts = _array(arrays, "pending.contexts", (count, self.policy.n_features))
+        when, arm, propensity, version, period, sticky = numbers.T
+        checks = {
+            "arm index": (arm == np.round(arm)) & (arm >= 0) & (arm < n_arms),
+            "propensity": (propensity > 0) & (propensity <= 1),
+            "policy version": (version == np.round(version)) & (version >= 1)
+            & (version <= self._version),
+            "period": (period == np.round(period)) & (period >= 0) & (period <= self._period),
+            "sticky flag": (sticky == 0) | (sticky == 1),
+        }  # fmt: skip
+        for what, fine in checks.items():
+            if not fine.all():
+                row = int(np.flatnonzero(~fine)[0])
+                raise _corrupt("pending.numbers", f"row {row} has an impossible {what}")
+        drawn = probabilities[np.arange(count), arm.astype(np.int64)]
+        mismatch = (sticky == 0) & (np.abs(drawn - propensity) > 1e-12)
+        if mismatch.any():
+            row = int(np.flatnonzero(mismatch)[0])
+            raise _corrupt("pending.numbers", f"row {row}: propensity is not its arm's probability")
+        for position, decision_id in enumerate(ids):
+            row_probabilities = probabilities[position].copy()
+            row_probabilities.flags.writeable = False
+            row = [
+                decision_id, float(when[position]), units[position], int(arm[position]),
+                float(propensity[position]), row_probabilities, int(version[position]),
+                int(period[position]), None if contexts is None else contexts[position].copy(),
+                None, None, bool(sticky[position]),
+            ]  # fmt: skip
+            self._pending[decision_id] = row
+            if self._log is not None:
+                self._log.append(row)
+        self._done.update(dict.fromkeys(done))
 
     # ------------------------------------------------------------------ helpers
 
@@ -1143,6 +1444,258 @@ def _probability(name: str, value: object, low: float, high: float) -> float:
     return number
 
 
+def _reward_value(reward: object) -> float:
+    """A reward as a float: a number (bools count as 0/1), finite, within REWARD_LIMIT."""
+    if isinstance(reward, (str, bytes)):
+        raise InvalidArgumentError("reward", f"must be a number, got {reward!r}")
+    try:
+        value = float(reward)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError("reward", f"must be a number, got {reward!r}") from exc
+    if not math.isfinite(value):
+        raise InvalidArgumentError("reward", f"must be finite, got {reward!r}")
+    if abs(value) > REWARD_LIMIT:
+        raise InvalidArgumentError(
+            "reward",
+            f"must be at most {REWARD_LIMIT:g} in magnitude (so that sums of rewards and of "
+            f"their squares stay finite), got {reward!r}",
+        )
+    return value
+
+
+# ---------------------------------------------------------------------- snapshot checks
+
+_SETTINGS = (
+    "seed", "salt", "mode", "refresh_every", "refresh_seconds", "burn_in", "min_weight",
+    "winner_threshold", "sticky", "sticky_capacity", "attribution_window", "max_pending",
+    "dedupe_capacity", "log", "log_capacity",
+)  # fmt: skip
+_STATE = (
+    "rng", "issued", "counters", "decisions", "rewards", "reward_sums", "burning", "winner",
+    "period", "version", "rewards_since_refresh", "seconds_since_refresh", "srm_periods",
+    "origin", "events", "seen", "pending_ids", "pending_units", "done", "sticky",
+)  # fmt: skip
+_COUNT_RULES = {name: {"minimum": 0, "whole": True} for name in ("decisions", "rewards")}
+_EXPECTABLE = ("arms", "policy", "salt")
+
+
+def _corrupt(where: str, problem: str) -> InvalidArgumentError:
+    return InvalidArgumentError("blob", f"field {where!r} {problem}")
+
+
+def _field(mapping: dict, key: str, where: str) -> Any:
+    if key not in mapping:
+        raise _corrupt(f"{where}.{key}" if where else key, "is missing")
+    return mapping[key]
+
+
+def _as_dict(value: object, where: str, keys: set[str] | None = None) -> dict:
+    if not isinstance(value, dict):
+        raise _corrupt(where, f"must be an object, got {type(value).__name__}")
+    if keys is not None and set(value) != keys:
+        missing, extra = sorted(keys - set(value)), sorted(set(value) - keys)
+        raise _corrupt(where, f"lacks {missing} / has unknown {extra}")
+    return value
+
+
+def _as_list(value: object, where: str, length: int | None = None) -> list:
+    if not isinstance(value, list):
+        raise _corrupt(where, f"must be a list, got {type(value).__name__}")
+    if length is not None and len(value) != length:
+        raise _corrupt(where, f"must have {length} entries, got {len(value)}")
+    return value
+
+
+def _as_str(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _corrupt(where, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _as_bool(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _corrupt(where, f"must be true or false, got {value!r}")
+    return value
+
+
+def _as_int(value: object, where: str, minimum: int = 0, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _corrupt(where, f"must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"[{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise _corrupt(where, f"must be {bound}, got {value!r}")
+    return value
+
+
+def _as_float(
+    value: object,
+    where: str,
+    low: float = -math.inf,
+    high: float = math.inf,
+    open_low: bool = False,
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _corrupt(where, f"must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < low or number > high or (open_low and number <= low):
+        raise _corrupt(where, f"must be a finite number in range, got {value!r}")
+    return number
+
+
+def _int_list(value: object, where: str, length: int) -> list[int]:
+    return [_as_int(v, f"{where}[{k}]") for k, v in enumerate(_as_list(value, where, length))]
+
+
+def _array(
+    arrays: dict[str, np.ndarray],
+    name: str,
+    shape: tuple[int, ...],
+    minimum: float | None = None,
+    whole: bool = False,
+) -> np.ndarray:
+    """A stored array, checked: present, of ``shape``, finite (and bounded, whole)."""
+    if name not in arrays:
+        raise InvalidArgumentError("blob", f"array {name!r} is missing")
+    array = arrays[name]
+    if array.shape != tuple(shape):
+        raise InvalidArgumentError(
+            "blob", f"array {name!r} has shape {array.shape}, expected {tuple(shape)}"
+        )
+    if not np.isfinite(array).all():
+        raise InvalidArgumentError("blob", f"array {name!r} contains NaN or infinite values")
+    if minimum is not None and np.any(array < minimum):
+        raise InvalidArgumentError("blob", f"array {name!r} has values below {minimum}")
+    if whole and np.any(array != np.round(array)):
+        raise InvalidArgumentError("blob", f"array {name!r} must hold whole numbers")
+    return array
+
+
+def _policy_problem(policy: Policy) -> str | None:
+    """Why a policy's statistics are not a usable posterior, or None. Generic (finite
+    statistics, choice probabilities that form a distribution) plus the sign of the
+    statistics whose names say what they are (Beta parameters, weighted counts)."""
+    for name, array in policy.arrays.items():
+        if not np.isfinite(array).all():
+            return f"statistic {name!r} contains NaN or infinite values"
+        if name in ("alpha", "beta") and np.any(array <= 0):
+            return f"statistic {name!r} must be positive (Beta posterior parameters)"
+        if name in ("counts", "updates") and np.any(array < 0):
+            return f"statistic {name!r} must be non-negative (observation counts)"
+    probe = np.zeros(policy.n_features) if policy.contextual else None
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            probabilities = policy.probabilities(probe)
+        except (ArithmeticError, ValueError) as exc:
+            return f"gives no choice probabilities ({exc})"
+    if not (
+        np.isfinite(probabilities).all()
+        and np.all(probabilities >= 0)
+        and abs(probabilities.sum() - 1.0) <= 1e-6
+    ):
+        return "gives choice probabilities that are not a distribution"
+    return None
+
+
+def _read_contributions(
+    header: dict, arrays: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]
+) -> dict[str, tuple[int, dict[str, np.ndarray]]]:
+    """A delta's per-origin (observations, cumulative statistics), every entry checked."""
+    try:
+        entries = _as_list(_field(header, "contributions", ""), "contributions")
+        contributions: dict[str, tuple[int, dict[str, np.ndarray]]] = {}
+        names = set()
+        for position, entry in enumerate(entries):
+            where = f"contributions[{position}]"
+            entry = _as_dict(entry, where, {"origin", "events"})
+            origin = _as_str(entry["origin"], f"{where}.origin")
+            if origin in contributions:
+                raise _corrupt(where, f"repeats origin {origin!r}")
+            statistics = {
+                name: _array(arrays, f"{position}.{name}", shape, **_COUNT_RULES.get(name, {}))
+                for name, shape in shapes.items()
+            }
+            names |= {f"{position}.{name}" for name in shapes}
+            contributions[origin] = (_as_int(entry["events"], f"{where}.events", 1), statistics)
+        if set(arrays) != names:
+            raise InvalidArgumentError(
+                "blob", f"has unexpected array(s) {sorted(set(arrays) - names)}"
+            )
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError("delta", exc.problem) from exc
+    return contributions
+
+
+def _expectations(expect: object) -> dict[str, Any]:
+    """``expect=`` as {field: value}: arms, policy (name, or (name, hyperparameters)),
+    n_features, salt."""
+    if expect is None:
+        return {}
+    if isinstance(expect, Allocator):
+        return {
+            "arms": list(expect.arms),
+            "policy": (type(expect.policy).__name__, _as_json(expect.policy._hyperparameters())),
+            "n_features": expect.policy.n_features,
+            "salt": expect.salt,
+        }
+    if not isinstance(expect, dict):
+        raise InvalidArgumentError(
+            "expect", f"must be a dict or an Allocator, got {type(expect).__name__}"
+        )
+    unknown = sorted(set(expect) - set(_EXPECTABLE))
+    if unknown:
+        raise InvalidArgumentError("expect", f"unknown key(s) {unknown}; use {list(_EXPECTABLE)}")
+    out: dict[str, Any] = {}
+    if "arms" in expect:
+        out["arms"] = _check_arms(expect["arms"])
+    if "salt" in expect:
+        if not isinstance(expect["salt"], str):
+            raise InvalidArgumentError("expect", "salt must be a string")
+        out["salt"] = expect["salt"]
+    if "policy" in expect:
+        policy = expect["policy"]
+        if isinstance(policy, Policy):
+            out["policy"] = (type(policy).__name__, _as_json(policy._hyperparameters()))
+        elif isinstance(policy, type) and issubclass(policy, Policy):
+            out["policy"] = (policy.__name__, None)
+        elif isinstance(policy, str):
+            out["policy"] = (policy, None)
+        else:
+            raise InvalidArgumentError("expect", "policy must be a policy name, class or instance")
+    return out
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as a snapshot header holds it (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _check_expected(
+    expected: dict[str, Any], arms, policy: str, hyperparameters, n_features, salt
+) -> None:
+    found = {"arms": arms, "salt": salt, "n_features": n_features}
+    for key in ("arms", "salt", "n_features"):
+        if key in expected and expected[key] != found[key]:
+            raise InvalidArgumentError(
+                "blob",
+                f"is a snapshot of another experiment: {key} is {found[key]!r}, "
+                f"expected {expected[key]!r}",
+            )
+    if "policy" in expected:
+        name, settings = expected["policy"]
+        if name != policy:
+            raise InvalidArgumentError(
+                "blob",
+                f"is a snapshot of another experiment: policy is {policy!r}, expected {name!r}",
+            )
+        if settings is not None and settings != hyperparameters:
+            raise InvalidArgumentError(
+                "blob",
+                f"is a snapshot of another experiment: {policy} hyperparameters are "
+                f"{hyperparameters!r}, expected {settings!r}",
+            )
+
+
 def _timestamps(seconds: np.ndarray, pa: Any) -> Any:
     missing = np.isnan(seconds)
     micros = np.where(missing, 0, np.round(np.where(missing, 0, seconds) * 1e6)).astype(np.int64)
@@ -1155,20 +1708,93 @@ def _version() -> str:
     return __version__
 
 
+_TEMPORARY_SUFFIX = ".splitlab-tmp"
+
+
 def _atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
-    """Write through a temporary file in the same directory, then rename over ``target``."""
-    if not target.parent.exists():
-        raise InvalidArgumentError("path", f"directory {str(target.parent)!r} does not exist")
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    """Write through a temporary file in the same directory, then rename over ``target``.
+
+    The temporary file ``.<name>.<pid>-<random>.splitlab-tmp`` is held under an exclusive
+    ``flock`` while it is written: the lock dies with the process, so a temporary file
+    nobody holds belongs to a killed writer and :func:`_remove_stale_temporaries` (run here
+    first) deletes it; one being written by a live process or thread is left alone.
+    """
+    directory = target.parent
+    if not directory.is_dir():
+        raise InvalidArgumentError("path", f"directory {str(directory)!r} does not exist")
+    _remove_stale_temporaries(directory)
+    while True:
+        temporary = directory / (
+            f".{target.name}.{os.getpid()}-{os.urandom(4).hex()}{_TEMPORARY_SUFFIX}"
+        )
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        if fcntl is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:  # a sweeper may have taken it between open and flock: then start over
+            if os.stat(temporary).st_ino == os.fstat(descriptor).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
     try:
-        with open(temporary, "wb") as handle:
+        with os.fdopen(descriptor, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, target)
+            os.replace(temporary, target)  # before close: the lock is held until renamed
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (POSIX); a platform that cannot fsync a directory skips it."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``directory`` (those whose
+    ``flock`` no live process holds); returns them. Needs ``fcntl`` (POSIX)."""
+    removed: list[Path] = []
+    if fcntl is None:
+        return removed
+    try:
+        candidates = [
+            entry
+            for entry in os.scandir(directory)
+            if entry.name.startswith(".") and entry.name.endswith(_TEMPORARY_SUFFIX)
+        ]
+    except OSError:
+        return removed
+    for entry in candidates:
+        try:
+            descriptor = os.open(entry.path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live writer
+            os.close(descriptor)
+            continue
+        try:
+            if os.stat(entry.path).st_ino == os.fstat(descriptor).st_ino:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass
+        finally:
+            os.close(descriptor)
+    return removed
 
 
 def _pack(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
@@ -1186,6 +1812,8 @@ def _pack(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _unpack(blob: object, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Check the framing (magic, length, CRC-32, format, kind, array layout); the content
+    is checked by the reader of each kind."""
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise InvalidArgumentError("blob", f"must be bytes, got {type(blob).__name__}")
     data = bytes(blob)
@@ -1200,10 +1828,14 @@ def _unpack(blob: object, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarr
         )
     start = len(_MAGIC) + _LENGTH.size
     (length,) = _LENGTH.unpack(body[len(_MAGIC) : start])
+    if start + length > len(body):
+        raise InvalidArgumentError("blob", "has a header longer than the blob")
     try:
         header = json.loads(body[start : start + length])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgumentError("blob", "has an unreadable header") from exc
+    if not isinstance(header, dict):
+        raise InvalidArgumentError("blob", "has a header that is not a JSON object")
     if header.get("format") != SNAPSHOT_FORMAT:
         raise InvalidArgumentError(
             "blob",
@@ -1214,10 +1846,15 @@ def _unpack(blob: object, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarr
         raise InvalidArgumentError("blob", f"is a {header.get('kind')}, not a {kind}")
     payload = body[start + length :]
     arrays = {}
-    for name, spec in header["arrays"].items():
-        shape = tuple(spec["shape"])
+    layout = _as_dict(_field(header, "arrays", ""), "arrays")
+    for name, spec in layout.items():
+        where = f"arrays.{name}"
+        spec = _as_dict(spec, where, {"offset", "shape"})
+        begin = _as_int(spec["offset"], f"{where}.offset")
+        shape = tuple(
+            _as_int(size, f"{where}.shape") for size in _as_list(spec["shape"], f"{where}.shape")
+        )
         count = math.prod(shape)
-        begin = spec["offset"]
         if begin + 8 * count > len(payload):
             raise InvalidArgumentError("blob", f"array {name!r} runs past the end")
         arrays[name] = (
