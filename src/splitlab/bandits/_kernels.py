@@ -459,36 +459,94 @@ def top_two_select(alpha, beta, params, contexts, available, out_arms):
 
 
 # ------------------------------------------------------------- Normal-Inverse-Gamma Thompson
+#
+# Each arm keeps its weighted count n, mean and centred sum of squares M2 = Σ w (y − ȳ)²,
+# never Σy²: the textbook Σy² − (Σy)²/n cancels catastrophically for rewards such as
+# 1e9 + N(10, 2). The mean is carried as an unevaluated sum ``means + mean_corrections``
+# (a double-double): a plain float64 running mean of 1e12-sized rewards rounds by
+# ulp(1e12)/2 ≈ 6e-5 at every update, and those roundings leak into M2 (~1e-5 relative
+# after a few hundred rewards); with the correction term the deviations y − ȳ that feed
+# M2 are exact to rounding at their own scale.
 
 
 @njit(cache=True, inline="always")
-def _normal_gamma_posterior(counts, sums, sums_sq, params, copy, k):
+def _two_sum(a, b):
+    """s = fl(a + b) and the rounding error e, with a + b = s + e exactly (Knuth, TAOCP
+    vol. 2, §4.2.2, Theorem B)."""
+    s = a + b
+    v = s - a
+    return s, (a - (s - v)) + (b - v)
+
+
+@njit(cache=True, inline="always")
+def _shift_mean(mean, correction, step):
+    """(mean + correction) + step as a new (mean, correction) pair."""
+    s, e = _two_sum(mean, step)
+    return _two_sum(s, correction + e)
+
+
+@njit(cache=True, inline="always")
+def _normal_gamma_posterior(counts, means, corrections, m2, params, copy, k):
     """Posterior (μ_n, κ_n, α_n, β_n) of the Normal-Inverse-Gamma model (Murphy 2007,
-    "Conjugate Bayesian analysis of the Gaussian distribution", eqs. 86-89) from weighted
-    sums n, Σy, Σy²."""
+    "Conjugate Bayesian analysis of the Gaussian distribution", eqs. 86-89) from the
+    weighted count n, mean ȳ and M2: μ_n = μ0 + n (ȳ − μ0) / κ_n, κ_n = κ0 + n,
+    α_n = α0 + n / 2, β_n = β0 + M2 / 2 + κ0 n (ȳ − μ0)² / (2 κ_n)."""
     mu0, kappa0, alpha0, beta0 = params[0], params[1], params[2], params[3]
     n = counts[copy, k]
     kappa = kappa0 + n
-    mu = (kappa0 * mu0 + sums[copy, k]) / kappa
     alpha = alpha0 + 0.5 * n
+    mu = mu0
     beta = beta0
     if n > 0.0:
-        mean = sums[copy, k] / n
-        centred = max(sums_sq[copy, k] - sums[copy, k] * mean, 0.0)
-        beta += 0.5 * centred + 0.5 * kappa0 * n * (mean - mu0) ** 2 / kappa
+        gap = (means[copy, k] - mu0) + corrections[copy, k]
+        mu = mu0 + n * gap / kappa
+        beta += 0.5 * max(m2[copy, k], 0.0) + 0.5 * kappa0 * n * gap * gap / kappa
     return mu, kappa, alpha, beta
 
 
 @njit(cache=True)
-def normal_gamma_update(counts, sums, sums_sq, params, copies, arms, rewards, contexts, weights):
+def normal_gamma_update(
+    counts, means, corrections, m2, params, copies, arms, rewards, contexts, weights
+):
+    """Weighted Welford update (West, "Updating mean and variance estimates: an improved
+    method", CACM 1979): n' = n + w, δ = y − ȳ, ȳ' = ȳ + δ w / n', M2' = M2 + δ² w n / n'."""
     for i in range(arms.size):
-        counts[copies[i], arms[i]] += weights[i]
-        sums[copies[i], arms[i]] += weights[i] * rewards[i]
-        sums_sq[copies[i], arms[i]] += weights[i] * rewards[i] * rewards[i]
+        weight = weights[i]
+        if not weight > 0.0:
+            continue
+        c, k = copies[i], arms[i]
+        before = max(counts[c, k], 0.0)
+        total = before + weight
+        delta = (rewards[i] - means[c, k]) - corrections[c, k]
+        means[c, k], corrections[c, k] = _shift_mean(
+            means[c, k], corrections[c, k], delta * (weight / total)
+        )
+        m2[c, k] += delta * delta * (weight * before / total)
+        counts[c, k] = total
 
 
 @njit(cache=True)
-def normal_gamma_select(counts, sums, sums_sq, params, contexts, available, out_arms):
+def normal_gamma_merge(
+    counts, means, corrections, m2, other_counts, other_means, other_corrections, other_m2
+):
+    """Fold another set of per-arm (n, ȳ, M2) into these rows (1-D, one entry per arm) by
+    the pairwise update of Chan, Golub & LeVeque ("Updating formulae and a pairwise
+    algorithm for computing sample variances", Stanford STAN-CS-79-773, 1979):
+    n = n_a + n_b, δ = ȳ_b − ȳ_a, ȳ = ȳ_a + δ n_b / n, M2 = M2_a + M2_b + δ² n_a n_b / n."""
+    for k in range(counts.size):
+        added = other_counts[k]
+        if not added > 0.0:
+            continue
+        before = max(counts[k], 0.0)
+        total = before + added
+        delta = (other_means[k] - means[k]) + (other_corrections[k] - corrections[k])
+        means[k], corrections[k] = _shift_mean(means[k], corrections[k], delta * (added / total))
+        m2[k] += other_m2[k] + delta * delta * (before * added / total)
+        counts[k] = total
+
+
+@njit(cache=True)
+def normal_gamma_select(counts, means, corrections, m2, params, contexts, available, out_arms):
     """Thompson draw of each arm's mean: σ² ~ InvGamma(α_n, β_n), μ ~ N(μ_n, σ² / κ_n)."""
     mask = _as_rows(available, counts.shape[1])
     for c in range(out_arms.size):
@@ -498,7 +556,7 @@ def normal_gamma_select(counts, sums, sums_sq, params, contexts, available, out_
         for k in range(counts.shape[1]):
             if mask[row, k]:
                 mu, kappa, alpha, beta = _normal_gamma_posterior(
-                    counts, sums, sums_sq, params, c, k
+                    counts, means, corrections, m2, params, c, k
                 )
                 variance = beta / _standard_gamma(alpha)
                 draw = mu + math.sqrt(variance / kappa) * np.random.standard_normal()
@@ -509,10 +567,12 @@ def normal_gamma_select(counts, sums, sums_sq, params, contexts, available, out_
 
 
 @njit(cache=True)
-def normal_gamma_marginals(counts, sums, sums_sq, params, loc, scale, df):
+def normal_gamma_marginals(counts, means, corrections, m2, params, loc, scale, df):
     """Student-t marginal of each arm's mean (copy 0): t_{2α_n}(μ_n, β_n / (α_n κ_n))."""
     for k in range(counts.shape[1]):
-        mu, kappa, alpha, beta = _normal_gamma_posterior(counts, sums, sums_sq, params, 0, k)
+        mu, kappa, alpha, beta = _normal_gamma_posterior(
+            counts, means, corrections, m2, params, 0, k
+        )
         loc[k] = mu
         scale[k] = math.sqrt(beta / (alpha * kappa))
         df[k] = 2.0 * alpha

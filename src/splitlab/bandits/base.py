@@ -80,6 +80,9 @@ class Policy:
     contextual: ClassVar[bool] = False
     _statistics: ClassVar[tuple[str, ...]] = ()
     _derived: ClassVar[tuple[str, ...]] = ()  # caches computed from the others (not additive)
+    # statistics that ``decay`` shrinks toward the prior (None: all of them); a mean, say,
+    # stays put while its count shrinks
+    _decaying: ClassVar[tuple[str, ...] | None] = None
     _reward_range: ClassVar[tuple[float, float] | None] = None
 
     def __init__(
@@ -427,9 +430,14 @@ class Policy:
         self._decay_statistics(gamma)
         self._touch()
 
+    @classmethod
+    def decaying_statistics(cls) -> tuple[str, ...]:
+        """Names of the statistics that ``decay`` shrinks toward the prior."""
+        return cls._statistics if cls._decaying is None else cls._decaying
+
     def _decay_statistics(self, gamma: float) -> None:
         prior = self._prior_state(1, self.n_arms, self.n_features)
-        for name in self._statistics:
+        for name in self.decaying_statistics():
             self.arrays[name] = prior[name] + gamma * (self.arrays[name] - prior[name])
 
     def add_arm(self) -> int:

@@ -17,6 +17,14 @@ are rebuilt from ``A`` and ``b`` — K Cholesky factorizations, O(K d³). ``add_
 ``from_state`` keeps saved caches that agree with ``A`` and ``b`` (so a restored policy
 continues bit for bit) and rebuilds them otherwise — a state holding only ``A``, ``b``
 and ``updates``, e.g. summed by a group-by where the data lives, is accepted.
+
+Rewards with a large offset (1e9 + small) need no special care: A and b are sums of
+products, and the Cholesky solve is backward stable, so θ has a normwise relative error of
+a small multiple of cond(A)·u whatever the offset (tested against exact rational solves
+with offsets up to 1e12). Rewards are deliberately not centred: the penalty λ‖θ‖² covers
+every coefficient, there is no unpenalized intercept, so ridge is not translation
+invariant in r — θ for r − c is not θ for r minus a constant, and centring would change
+the estimator rather than its rounding.
 """
 
 from __future__ import annotations

@@ -7,8 +7,13 @@ P(k best) = ∫ f_k(x) Π_{j≠k} F_j(x) dx, by composite Gauss–Legendre quadr
 posterior quantile windows (Beta posteriors: :func:`splitlab.stats.bayesian.prob_best`'s
 rule; Student-t posteriors: the same rule on t quantiles).
 
-Statistics are sums, so replicas merge exactly — except EXP3, whose importance weights
-depend on each replica's own probabilities (see :class:`EXP3`).
+Statistics are sums (counts, reward sums, Beta pseudo-counts), so replicas merge exactly —
+except EXP3, whose importance weights depend on each replica's own probabilities (see
+:class:`EXP3`). The one policy that models a reward variance, :class:`GaussianThompson`,
+keeps each arm's count, mean and centred M2 instead of Σr² (which cancels for rewards such
+as 1e9 + N(10, 2)) and merges them by the exact pairwise formula. The others only divide a
+sum by a count: Σr / n has a relative error of at most (n − 1)·u of Σ|r| / n, the same bound
+as a running mean, and they never subtract sums of squares.
 
 >>> policy = ThompsonSampling(n_arms=3)
 >>> for arm, reward in [(0, 1), (0, 0), (1, 1), (1, 1), (2, 0)]:
@@ -431,13 +436,29 @@ class GaussianThompson(Policy):
     """Thompson sampling for Gaussian rewards of unknown mean and variance, with a
     Normal-Inverse-Gamma prior ``prior = (mean, kappa, alpha, beta)``: σ² ~ InvGamma(α, β),
     μ | σ² ~ N(mean, σ² / κ) (Murphy 2007, "Conjugate Bayesian analysis of the Gaussian
-    distribution", §6). Statistics are weighted n, Σy, Σy² per arm.
+    distribution", §6).
+
+    Each arm keeps its weighted count, mean (as ``means + mean_corrections``, an
+    unevaluated sum carrying twice float64's precision) and centred sum of squares ``m2`` =
+    Σ w (y − ȳ)², updated by Welford's recurrence and merged by Chan, Golub & LeVeque's
+    pairwise formula. So an arm's variance is exact to ~n·1e-16 relative even for rewards
+    such as 1e12 + N(0, 1), where Σy² − (Σy)²/n loses every digit. ``decay`` shrinks the
+    counts and ``m2`` and leaves the means alone (what shrinking n, Σy and Σy² did).
 
     Each arm's mean has a Student-t posterior, t_{2α_n}(μ_n, β_n / (α_n κ_n)); probabilities
     are P(k is the argmax) by quadrature over those t densities, ~1e-9 absolute.
+
+    >>> policy = GaussianThompson(prior=(1e9, 1.0, 1.0, 1.0), n_arms=2)
+    >>> policy.update_batch([0, 0, 0, 1, 1], [1e9 + 9, 1e9 + 10, 1e9 + 11, 1e9 + 4, 1e9 + 6])
+    >>> counts, means, variances = policy.moments()
+    >>> (means - 1e9).tolist(), variances.tolist()
+    ([10.0, 5.0], [1.0, 2.0])
     """
 
-    _statistics: ClassVar[tuple[str, ...]] = ("counts", "reward_sums", "reward_sums_sq")
+    _statistics: ClassVar[tuple[str, ...]] = ("counts", "means", "mean_corrections", "m2")
+    _decaying: ClassVar[tuple[str, ...] | None] = ("counts", "m2")
+    # the sum-based state of earlier versions, which from_state still reads
+    _sum_statistics: ClassVar[tuple[str, ...]] = ("counts", "reward_sums", "reward_sums_sq")
     _select_kernel = staticmethod(_kernels.normal_gamma_select)
     _update_kernel = staticmethod(_kernels.normal_gamma_update)
 
@@ -458,6 +479,15 @@ class GaussianThompson(Policy):
     def _params(self) -> np.ndarray:
         return self._param_values
 
+    def moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(weighted count, mean, variance) of each arm's rewards; the variance is
+        M2 / (n − 1), NaN for an arm with n ≤ 1."""
+        self._require_sized()
+        counts, means, corrections, m2 = (self.arrays[name][0] for name in self._statistics)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variances = np.where(counts > 1.0, m2 / (counts - 1.0), np.nan)
+        return counts.copy(), means + corrections, variances
+
     def posterior(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(location, scale, degrees of freedom) of each arm's Student-t mean posterior."""
         loc, scale, df = (np.empty(self.n_arms) for _ in range(3))
@@ -475,6 +505,103 @@ class GaussianThompson(Policy):
 
     def _hyperparameters(self) -> dict[str, Any]:
         return {"prior": list(self.prior), "discount": self.discount}
+
+    # ------------------------------------------------------------------ merging
+
+    def _fold(self, counts, means, corrections, m2) -> None:
+        own = (self.arrays[name][0] for name in self._statistics)
+        _kernels.normal_gamma_merge(
+            *own,
+            *(np.ascontiguousarray(v, dtype=np.float64) for v in (counts, means, corrections, m2)),
+        )
+        self._touch()
+
+    def merge(self, other: Policy) -> None:
+        """Fold in the arms' (n, mean, M2) another replica gathered from the same prior, by
+        Chan, Golub & LeVeque's pairwise formula (exact up to rounding)."""
+        if type(other) is not type(self) or other._hyperparameters() != self._hyperparameters():
+            raise InvalidArgumentError(
+                "other", "can only merge a policy of the same kind and settings"
+            )
+        if other.n_arms != self.n_arms:
+            raise InvalidArgumentError("other", "has a different number of arms or features")
+        self._fold(*(other.arrays[name][0] for name in self._statistics))
+
+    def additive_statistics(self) -> dict[str, np.ndarray]:
+        """Per-arm sums that add across replicas: ``counts`` Σw, ``deviation_sums``
+        Σw (y − μ0) and ``deviation_sums_sq`` Σw (y − μ0)², about the prior mean μ0 (the
+        one reference point every replica shares), computed from the centred state.
+
+        They are for shipping a replica's increments (the Allocator's deltas): an
+        increment's variance is recovered as S₂ − S₁²/n about μ0, which keeps ~16 −
+        2·log10(|ȳ − μ0| / sd) digits — all of them when the prior mean is near the
+        rewards, which the posterior needs anyway (with μ0 far away the prior term
+        κ0 n (ȳ − μ0)² / (2 κ_n) dominates β_n and M2 hardly matters). :meth:`merge` of a
+        whole policy is exact whatever μ0.
+        """
+        counts, means, corrections, m2 = (self.arrays[name][0] for name in self._statistics)
+        gap = (means - self.prior[0]) + corrections
+        return {
+            "counts": counts.copy(),
+            "deviation_sums": counts * gap,
+            "deviation_sums_sq": m2 + counts * gap * gap,
+        }
+
+    def add_statistics(self, increments: dict[str, np.ndarray]) -> None:
+        """Fold in increments of :meth:`additive_statistics` (e.g. a replica's delta): each
+        arm's increment (Δn, ΔS₁, ΔS₂) is turned back into a batch with count Δn, mean
+        μ0 + ΔS₁/Δn and M2 = ΔS₂ − ΔS₁²/Δn, and merged by the exact pairwise formula of
+        :meth:`merge` — not added, since the state holds means and centred sums."""
+        self._require_sized()
+        expected = ("counts", "deviation_sums", "deviation_sums_sq")
+        if set(increments) != set(expected):
+            raise InvalidArgumentError(
+                "increments", f"needs exactly the statistics {list(expected)}"
+            )
+        values = []
+        for name in expected:
+            value = np.asarray(increments[name], dtype=np.float64)
+            if value.shape != (self.n_arms,) or not np.isfinite(value).all():
+                raise InvalidArgumentError("increments", f"{name!r} has the wrong shape or NaN")
+            values.append(value)
+        counts, sums, sums_sq = values
+        if np.any(counts < 0):
+            raise InvalidArgumentError("increments", "'counts' must not decrease")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.where(counts > 0, sums / counts, 0.0)
+        m2 = np.maximum(sums_sq - sums * gap, 0.0)
+        # μ0 + gap as a (mean, correction) pair: Knuth's TwoSum, as in the update kernel
+        means = self.prior[0] + gap
+        back = means - self.prior[0]
+        corrections = (self.prior[0] - (means - back)) + (gap - back)
+        self._fold(counts, means, corrections, m2)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Policy:
+        """Restore a policy; a state saved before the centred statistics (``counts``,
+        ``reward_sums``, ``reward_sums_sq``) is converted: ȳ = Σy/n, M2 = Σy² − Σy ȳ."""
+        arrays = state.get("arrays") if isinstance(state, dict) else None
+        if (
+            isinstance(arrays, dict)
+            and "means" not in arrays
+            and all(name in arrays for name in cls._sum_statistics)
+        ):
+            try:
+                counts, sums, sums_sq = (
+                    np.asarray(arrays[name], dtype=np.float64) for name in cls._sum_statistics
+                )
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgumentError("state", "its sums are not numeric") from exc
+            with np.errstate(divide="ignore", invalid="ignore"):
+                means = np.where(counts > 0, sums / counts, 0.0)
+            converted = {
+                "counts": counts,
+                "means": means,
+                "mean_corrections": np.zeros_like(means),
+                "m2": np.maximum(sums_sq - sums * means, 0.0),
+            }
+            state = {**state, "arrays": converted}
+        return super().from_state(state)
 
 
 _BREAK_TAILS = special.ndtr(_BREAK_SCORES)

@@ -146,8 +146,9 @@ def simulate(
     for name in names:
         state[name] = np.ascontiguousarray(state[name], dtype=np.float64)
     prior = policy._prior_state(1, policy.n_arms, policy.n_features)
+    decaying = policy.decaying_statistics()
     prior_rows = tuple(
-        np.ascontiguousarray(prior[name], dtype=np.float64).reshape(-1) for name in names
+        np.ascontiguousarray(prior[name], dtype=np.float64).reshape(-1) for name in decaying
     )
     params = np.ascontiguousarray(policy._params(), dtype=np.float64)
 
@@ -170,9 +171,10 @@ def simulate(
     def run(block: int) -> None:
         rows = slice(starts[block], starts[block] + BLOCK)
         block_state = tuple(state[name][rows] for name in names)
+        # row views of the statistics the discount shrinks (the same memory as block_state)
+        flat = tuple(state[name][rows].reshape(block_state[0].shape[0], -1) for name in decaying)
         kernels.run_block(
-            select, update, block_state,
-            tuple(array.reshape(array.shape[0], -1) for array in block_state), prior_rows,
+            select, update, block_state, flat, prior_rows,
             params, float(policy.discount), contextual,
             arrays.family, arrays.starts, arrays.means, arrays.sd, arrays.theta, arrays.pool,
             arrays.delay, horizon, int(seeds[block]),
