@@ -58,9 +58,14 @@ def test_merge_is_associative(a, b, c):
 
 @settings(max_examples=200, deadline=None)
 @given(samples)
-def test_from_samples_equals_from_sums(x):
+def test_from_samples_equals_from_sums_or_says_the_sums_lost_the_variance(x):
     from_sums = Moments.from_sums(x.size, x.sum(), (x**2).sum())
-    assert_moments_equal(Moments.from_samples(x), from_sums, rtol=1e-7, atol=1e-6)
+    exact = Moments.from_samples(x)
+    if np.isnan(from_sums.var):
+        # lost only where the spread is below what power sums resolve (1e-6 of 8 eps Σx²)
+        assert exact.m2 <= 1e6 * 8 * np.finfo(float).eps * (x**2).sum() * 1.01
+        return
+    assert_moments_equal(exact, from_sums, rtol=1e-7, atol=1e-6)
 
 
 @settings(max_examples=100, deadline=None)
@@ -99,7 +104,17 @@ def test_joint_from_samples_equals_from_sums(pair):
     from_sums = JointMoments.from_sums(
         y.size, y.sum(), (y * y).sum(), x.sum(), (x * x).sum(), (x * y).sum()
     )
-    assert_joint_equal(JointMoments.from_samples(y, x), from_sums, rtol=1e-6, atol=1e-5)
+    exact = JointMoments.from_samples(y, x)
+    resolution = 1e6 * 8 * np.finfo(float).eps * 1.01
+    lost_y, lost_x = np.isnan(from_sums.var_y), np.isnan(from_sums.var_x)
+    if lost_y:
+        assert exact.y.m2 <= resolution * (y * y).sum()
+    if lost_x:
+        assert exact.x.m2 <= resolution * (x * x).sum()
+    if lost_y or lost_x:
+        assert np.isnan(from_sums.cov)
+        return
+    assert_joint_equal(exact, from_sums, rtol=1e-6, atol=1e-5)
 
 
 def test_joint_covariance_matches_numpy():

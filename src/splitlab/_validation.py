@@ -16,14 +16,26 @@ ALTERNATIVES = ("two-sided", "greater", "less")
 
 
 def as_float_array(name: str, value: object, *, finite: bool = True) -> np.ndarray:
-    """``value`` as a float64 array; reject non-numeric input and, if ``finite``, NaN/inf."""
+    """``value`` as a float64 array; reject non-numeric input (numeric strings included:
+    "12" is text, not a number) and, if ``finite``, NaN/inf."""
     try:
-        array = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind in "USVMm" or (
+            raw.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in raw.flat)
+        ):
+            raise TypeError(f"{raw.dtype} values")
+        array = raw.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(name, f"must be numeric, got {type(value).__name__}") from exc
+        raise InvalidArgumentError(name, f"must be numeric, got {_describe(value)}") from exc
     if finite and not np.all(np.isfinite(array)):
         raise InvalidArgumentError(name, "contains NaN or infinite values")
     return array
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, (str, bytes)):
+        return f"the text {value!r}"
+    return type(value).__name__
 
 
 def as_counts(name: str, value: object, *, positive: bool = False) -> np.ndarray:

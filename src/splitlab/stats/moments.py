@@ -7,6 +7,15 @@ array and they broadcast together, so thousands of groups are one object.
 
 Merging (``a + b``) pools two groups exactly, with the parallel-variance update of
 Chan, Golub & LeVeque (1979): M2 = M2_a + M2_b + n_a n_b / n (mean_a - mean_b)².
+
+Raw power sums lose the variance to cancellation when the mean is large against the spread
+(revenue of 1e9 + N(10, 2): Σy² − (Σy)²/n keeps no correct digit). ``from_sums`` therefore
+checks every row: sums that no data can have (Σy² < (Σy)²/n beyond rounding, a negative
+Σy², a sum where n = 0) raise :class:`~splitlab.errors.InvalidArgumentError`; a variance
+that the sums no longer determine to :data:`RELATIVE_PRECISION` is NaN, and every test
+reports such a row in its ``error`` (:data:`LOST_PRECISION`) instead of a confident answer.
+Centred moments (``Moments(n, mean, var)``, ``from_samples``, the Analyzer's reduction) do
+not have the problem.
 """
 
 from __future__ import annotations
@@ -19,10 +28,61 @@ from splitlab._validation import as_counts, as_float_array, broadcast, check_non
 from splitlab.errors import InvalidArgumentError
 from splitlab.stats.results import scalarize
 
+# a variance from power sums is kept when its rounding error, about EPSILON_FACTOR·ε·Σy²,
+# is below this fraction of it: the 1e-6 to which splitlab matches reference values
+RELATIVE_PRECISION = 1e-6
+EPSILON_FACTOR = 8.0
+_ROUNDING = EPSILON_FACTOR * np.finfo(float).eps
+_SUBNORMAL = 1e-280
+LOST_PRECISION = (
+    "variance lost to rounding: Σy² − (Σy)²/n is within the rounding error of the sums "
+    "(pass centred moments, Moments(n, mean, var))"
+)
+
 
 def _dof(n: np.ndarray, ddof: int) -> np.ndarray:
     """Divisor of the sum of squared deviations; a single unit has variance 0."""
     return np.maximum(n - ddof, 1.0)
+
+
+def _first_row(mask: np.ndarray) -> str:
+    if mask.ndim == 0:
+        return ""
+    return f" (first at index {tuple(int(i) for i in np.argwhere(mask)[0])})"
+
+
+def _check_empty(n: np.ndarray, **sums: np.ndarray) -> None:
+    for name, value in sums.items():
+        wrong = (n == 0) & (value != 0)
+        if np.any(wrong):
+            raise InvalidArgumentError(
+                name, f"is non-zero where n is 0 in {int(np.sum(wrong))} row(s){_first_row(wrong)}"
+            )
+
+
+def centred_from_sums(n, total, total_sq, *, name: str = "sum_sq", sum_name: str = "sum"):
+    """Mean and M2 = Σ(y − ȳ)² from power sums, validated row by row.
+
+    Raises where the sums are impossible (M2 below zero by more than rounding); M2 is NaN
+    where rounding leaves fewer than 1/RELATIVE_PRECISION of it (see the module docstring).
+    """
+    if np.any(total_sq < 0):
+        wrong = total_sq < 0
+        raise InvalidArgumentError(name, f"must be non-negative{_first_row(wrong)}")
+    safe_n = np.where(n > 0, n, 1.0)
+    mean = total / safe_n
+    with np.errstate(over="ignore", invalid="ignore"):
+        m2 = total_sq - total * mean
+        rounding = _ROUNDING * total_sq
+    impossible = m2 < -rounding
+    if np.any(impossible):
+        raise InvalidArgumentError(
+            name,
+            f"is smaller than {sum_name}²/n in {int(np.sum(impossible))} row(s)"
+            f"{_first_row(impossible)}: no data has a negative variance",
+        )
+    lost = (m2 != 0) & (np.abs(m2) * RELATIVE_PRECISION < rounding)
+    return mean, np.where(lost, np.nan, np.maximum(m2, 0.0))
 
 
 def _pooled_m2(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
@@ -72,10 +132,17 @@ class Moments:
         total = as_float_array("sum", sum)
         total_sq = as_float_array("sum_sq", sum_sq)
         n, total, total_sq = broadcast(n=n, sum=total, sum_sq=total_sq)
-        safe_n = np.where(n > 0, n, 1.0)
-        mean = total / safe_n
-        m2 = np.maximum(total_sq - total * mean, 0.0)
-        return cls(n, mean, m2 / _dof(n, 1))
+        _check_empty(n, sum=total, sum_sq=total_sq)
+        mean, m2 = centred_from_sums(n, total, total_sq)
+        return cls._trusted(n, mean, m2 / _dof(n, 1))
+
+    @classmethod
+    def _trusted(cls, n, mean, var, ddof: int = 1) -> Moments:
+        """Validated arrays; ``var`` may be NaN where :func:`centred_from_sums` lost it."""
+        moments = object.__new__(cls)
+        for name, value in (("n", n), ("mean", mean), ("var", var), ("ddof", ddof)):
+            object.__setattr__(moments, name, value)
+        return moments
 
     @classmethod
     def from_samples(cls, x, axis: int = -1) -> Moments:
@@ -123,7 +190,7 @@ class Moments:
             return np.sqrt(self.var / self.n)
 
     def __getitem__(self, index) -> Moments:
-        return Moments(self.n[index], self.mean[index], self.var[index], ddof=self.ddof)
+        return Moments._trusted(self.n[index], self.mean[index], self.var[index], self.ddof)
 
     def __add__(self, other: Moments) -> Moments:
         if not isinstance(other, Moments):
@@ -133,7 +200,7 @@ class Moments:
                 "other", "cannot merge proportion moments (ddof=0) with sample moments (ddof=1)"
             )
         n, mean, m2 = _pooled_m2(self.n, self.mean, self.m2, other.n, other.mean, other.m2)
-        return Moments(n, mean, m2 / _dof(n, self.ddof), ddof=self.ddof)
+        return Moments._trusted(n, mean, m2 / _dof(n, self.ddof), self.ddof)
 
     merge = __add__
 
@@ -142,12 +209,28 @@ class Moments:
         return f"Moments(n={n!r}, mean={mean!r}, var={var!r})"
 
 
+def _check_covariance(var_y, var_x, cov, name: str, slack=0.0) -> None:
+    """Cauchy–Schwarz: cov² ≤ var_y·var_x (beyond rounding) holds for every data set."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = np.sqrt(var_y) * np.sqrt(var_x) * (1.0 + 1e-9) + slack
+        # squares that underflow carry no relative precision: checked in the normal range
+        normal = (var_y > _SUBNORMAL) & (var_x > _SUBNORMAL)
+        wrong = (np.abs(cov) > bound) & normal
+    if np.any(wrong):
+        raise InvalidArgumentError(
+            name,
+            f"is inconsistent with the variances in {int(np.sum(wrong))} row(s)"
+            f"{_first_row(wrong)}: |cov(y, x)| exceeds sd(y)·sd(x)",
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class JointMoments:
     """Moments of a metric y and a second variable x per group, with their covariance.
 
     x is a pre-period covariate (CUPED) or the denominator of a ratio metric. Variances and
-    the covariance are sample quantities (ddof=1).
+    the covariance are sample quantities (ddof=1), or population ones with ``ddof=0``: the
+    p(1 − p) convention of proportion metrics (gbstats), which merging keeps exact.
 
     >>> jm = JointMoments.from_samples([1.0, 2.0, 4.0], [1.0, 1.0, 2.0])
     >>> float(jm.cov)
@@ -160,8 +243,9 @@ class JointMoments:
     mean_x: np.ndarray
     var_x: np.ndarray
     cov: np.ndarray
+    ddof: int = 1
 
-    def __init__(self, n, mean_y, var_y, mean_x, var_x, cov):
+    def __init__(self, n, mean_y, var_y, mean_x, var_x, cov, ddof: int = 1):
         arrays = {
             "n": as_counts("n", n),
             "mean_y": as_float_array("mean_y", mean_y),
@@ -170,12 +254,28 @@ class JointMoments:
             "var_x": check_nonnegative("var_x", as_float_array("var_x", var_x)),
             "cov": as_float_array("cov", cov),
         }
-        for name, value in zip(arrays, broadcast(**arrays), strict=True):
+        if ddof not in (0, 1):
+            raise InvalidArgumentError("ddof", f"must be 0 or 1, got {ddof!r}")
+        values = broadcast(**arrays)
+        _check_covariance(values[2], values[4], values[5], "cov")
+        for name, value in zip(arrays, values, strict=True):
             object.__setattr__(self, name, value)
+        object.__setattr__(self, "ddof", ddof)
+
+    @classmethod
+    def _trusted(cls, n, mean_y, var_y, mean_x, var_x, cov, ddof: int = 1) -> JointMoments:
+        """Validated arrays; variances (and so ``cov``) may be NaN where sums lost them."""
+        moments = object.__new__(cls)
+        names = ("n", "mean_y", "var_y", "mean_x", "var_x", "cov", "ddof")
+        values = (n, mean_y, var_y, mean_x, var_x, cov, ddof)
+        for name, value in zip(names, values, strict=True):
+            object.__setattr__(moments, name, value)
+        return moments
 
     @classmethod
     def from_sums(cls, n, sum_y, sum_y2, sum_x, sum_x2, sum_xy) -> JointMoments:
-        """From n, Σy, Σy², Σx, Σx², Σxy per group."""
+        """From n, Σy, Σy², Σx, Σx², Σxy per group, checked as :meth:`Moments.from_sums`
+        checks its sums; Σxy must also fit Cauchy–Schwarz, |cov| ≤ sd_y·sd_x."""
         arrays = {
             "n": as_counts("n", n),
             "sum_y": as_float_array("sum_y", sum_y),
@@ -185,17 +285,16 @@ class JointMoments:
             "sum_xy": as_float_array("sum_xy", sum_xy),
         }
         n, sum_y, sum_y2, sum_x, sum_x2, sum_xy = broadcast(**arrays)
-        safe_n = np.where(n > 0, n, 1.0)
-        mean_y, mean_x = sum_y / safe_n, sum_x / safe_n
+        _check_empty(n, sum_y=sum_y, sum_y2=sum_y2, sum_x=sum_x, sum_x2=sum_x2, sum_xy=sum_xy)
+        mean_y, m2_y = centred_from_sums(n, sum_y, sum_y2, name="sum_y2", sum_name="sum_y")
+        mean_x, m2_x = centred_from_sums(n, sum_x, sum_x2, name="sum_x2", sum_name="sum_x")
+        with np.errstate(over="ignore", invalid="ignore"):
+            co_moment = sum_xy - sum_y * mean_x
+            rounding = _ROUNDING * np.sqrt(sum_y2 * sum_x2)
+        _check_covariance(m2_y, m2_x, co_moment, "sum_xy", slack=rounding)
         divisor = _dof(n, 1)
-        return cls(
-            n,
-            mean_y,
-            np.maximum(sum_y2 - sum_y * mean_y, 0.0) / divisor,
-            mean_x,
-            np.maximum(sum_x2 - sum_x * mean_x, 0.0) / divisor,
-            (sum_xy - sum_y * mean_x) / divisor,
-        )
+        co_moment = np.where(np.isnan(m2_y) | np.isnan(m2_x), np.nan, co_moment)
+        return cls._trusted(n, mean_y, m2_y / divisor, mean_x, m2_x / divisor, co_moment / divisor)
 
     @classmethod
     def from_samples(cls, y, x, axis: int = -1) -> JointMoments:
@@ -229,11 +328,16 @@ class JointMoments:
 
     @property
     def y(self) -> Moments:
-        return Moments(self.n, self.mean_y, self.var_y)
+        return Moments._trusted(self.n, self.mean_y, self.var_y, self.ddof)
 
     @property
     def x(self) -> Moments:
-        return Moments(self.n, self.mean_x, self.var_x)
+        return Moments._trusted(self.n, self.mean_x, self.var_x, self.ddof)
+
+    @property
+    def co_moment(self) -> np.ndarray:
+        """Σ(y − ȳ)(x − x̄)."""
+        return np.where(self.n > 0, self.cov * _dof(self.n, self.ddof), 0.0)
 
     @property
     def sum_y(self) -> np.ndarray:
@@ -253,17 +357,17 @@ class JointMoments:
 
     @property
     def sum_xy(self) -> np.ndarray:
-        co_moment = np.where(self.n > 0, self.cov * _dof(self.n, 1), 0.0)
-        return co_moment + self.n * self.mean_x * self.mean_y
+        return self.co_moment + self.n * self.mean_x * self.mean_y
 
     def __getitem__(self, index) -> JointMoments:
-        return JointMoments(
+        return JointMoments._trusted(
             self.n[index],
             self.mean_y[index],
             self.var_y[index],
             self.mean_x[index],
             self.var_x[index],
             self.cov[index],
+            self.ddof,
         )
 
     def __add__(self, other: JointMoments) -> JointMoments:
@@ -271,15 +375,16 @@ class JointMoments:
             return NotImplemented
         y = self.y + other.y
         x = self.x + other.x
-        co_a = np.where(self.n > 0, self.cov * _dof(self.n, 1), 0.0)
-        co_b = np.where(other.n > 0, other.cov * _dof(other.n, 1), 0.0)
+        co_a, co_b = self.co_moment, other.co_moment
         n = self.n + other.n
         with np.errstate(invalid="ignore", divide="ignore"):
             weight = np.where(n > 0, self.n * other.n / np.where(n > 0, n, 1.0), 0.0)
         co_moment = (
             co_a + co_b + weight * (self.mean_y - other.mean_y) * (self.mean_x - other.mean_x)
         )
-        return JointMoments(n, y.mean, y.var, x.mean, x.var, co_moment / _dof(n, 1))
+        return JointMoments._trusted(
+            n, y.mean, y.var, x.mean, x.var, co_moment / _dof(n, self.ddof), self.ddof
+        )
 
     merge = __add__
 
