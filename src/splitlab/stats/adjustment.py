@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from splitlab._validation import check_alpha, check_alternative
+from splitlab._validation import as_float_array, check_alpha, check_alternative
 from splitlab.stats.frequentist import (
     Difference,
     as_joint_moments,
@@ -56,6 +56,7 @@ def cuped_test(
     alpha: float = 0.05,
     alternative: str = "two-sided",
     relative: bool = False,
+    origin=0.0,
 ) -> CupedResult:
     """Welch test on CUPED-adjusted means (x = the pre-period value of the metric).
 
@@ -65,7 +66,9 @@ def cuped_test(
     v_t = (σ²_yt + θ² σ²_xt − 2θ c_t) / (n_t ȳc²),
     v_c = (σ²_yc ȳt²/ȳc² − 2θ c_c ȳt/ȳc + θ² σ²_xc) / (n_c ȳc²).
     Where the pooled var(x) is zero, θ = 0 and the result is the unadjusted test, noted in
-    ``note``.
+    ``note``. ``origin``: the y means are measured from it, as in
+    :func:`~splitlab.stats.frequentist.ttest` (x may have its own shift: only differences of
+    x̄ enter).
 
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(10, 2, size=(2, 2000))
@@ -80,7 +83,10 @@ def cuped_test(
     check_shapes(control, treatment)
     alpha = check_alpha(alpha)
     alternative = check_alternative(alternative)
-    difference, theta, variance_reduction = cuped_difference(control, treatment, relative=relative)
+    origin = as_float_array("origin", origin)
+    difference, theta, variance_reduction = cuped_difference(
+        control, treatment, relative=relative, origin=origin
+    )
     shape = difference.errors.shape
     note = np.where(theta == 0, "var(x) is zero: unadjusted test", "")
     return finish(
@@ -98,7 +104,7 @@ def cuped_test(
 
 
 def cuped_difference(
-    control: JointMoments, treatment: JointMoments, *, relative: bool
+    control: JointMoments, treatment: JointMoments, *, relative: bool, origin=0.0
 ) -> tuple[Difference, np.ndarray, np.ndarray]:
     """The CUPED estimate of validated, shape-checked groups (see :func:`cuped_test` for
     the formulas), with the pooled ``theta`` and the ``variance_reduction`` it achieved."""
@@ -119,7 +125,7 @@ def cuped_difference(
     with np.errstate(invalid="ignore", divide="ignore"):
         variance_reduction = 1.0 - absolute.se**2 / unadjusted.se**2
     if relative:
-        mean_c, mean_t = control.mean_y, treatment.mean_y
+        mean_c, mean_t = origin + control.mean_y, origin + treatment.mean_y
         errors.flag(mean_c == 0, "control mean is zero; relative lift is undefined")
         with np.errstate(invalid="ignore", divide="ignore"):
             scale_t = mean_t / mean_c

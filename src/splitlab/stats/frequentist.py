@@ -22,6 +22,7 @@ import numpy as np
 from scipy import special
 
 from splitlab._validation import (
+    as_float_array,
     broadcast,
     check_alpha,
     check_alternative,
@@ -29,7 +30,7 @@ from splitlab._validation import (
     two_group_counts,
 )
 from splitlab.errors import InvalidArgumentError
-from splitlab.stats.moments import JointMoments, Moments
+from splitlab.stats.moments import LOST_PRECISION, JointMoments, Moments
 from splitlab.stats.results import EffectResult, RowErrors
 
 RELATIVE_METHODS = ("delta", "fieller")
@@ -80,15 +81,20 @@ def mean_difference(
     equal_var: bool = False,
     errors: RowErrors | None = None,
     minimum_n: int = 2,
+    origin=0.0,
 ) -> Difference:
     """Effect, standard error and degrees of freedom of a difference in means.
 
     Variances are per unit; the t reference uses Welch's degrees of freedom, or the pooled
     n_c + n_t − 2 with ``equal_var``. ``errors`` may carry problems a caller found first.
+    Means may be measured from ``origin`` (both groups from the same one): the difference
+    is taken between the small offsets, the lift's denominator is origin + mean_c.
     """
     if errors is None:
         errors = RowErrors(np.broadcast_shapes(np.shape(mean_c), np.shape(mean_t)))
     _check_groups(n_c, n_t, errors, minimum_n)
+    errors.flag(np.isnan(var_c), f"control {LOST_PRECISION}")
+    errors.flag(np.isnan(var_t), f"treatment {LOST_PRECISION}")
     if equal_var:
         with np.errstate(invalid="ignore", divide="ignore"):
             pooled = ((n_c - 1) * var_c + (n_t - 1) * var_t) / (n_c + n_t - 2)
@@ -99,9 +105,10 @@ def mean_difference(
     with np.errstate(invalid="ignore", divide="ignore"):
         se2_c, se2_t = var_c / n_c, var_t / n_t
         if relative:
-            errors.flag(mean_c == 0, "control mean is zero; relative lift is undefined")
-            effect = (mean_t - mean_c) / np.abs(mean_c)
-            se = np.sqrt(relative_variance(mean_c, var_c, n_c, mean_t, var_t, n_t))
+            level_c, level_t = origin + mean_c, origin + mean_t
+            errors.flag(level_c == 0, "control mean is zero; relative lift is undefined")
+            effect = (mean_t - mean_c) / np.abs(level_c)
+            se = np.sqrt(relative_variance(level_c, var_c, n_c, level_t, var_t, n_t))
         else:
             effect = mean_t - mean_c
             se = np.sqrt(se2_c + se2_t)
@@ -166,6 +173,9 @@ def finish(
     if given_p_value is not None:
         p_value = given_p_value
     errors = difference.errors
+    with np.errstate(invalid="ignore"):
+        overflow = ~(np.isfinite(effect) & np.isfinite(se)) | np.isnan(p_value)
+    errors.flag(overflow, "no finite result: the values overflow floating point")
     shape = errors.shape
     effect, se, statistic, p_value, ci_low, ci_high = (
         np.array(np.broadcast_to(a, shape), dtype=float)
@@ -261,12 +271,18 @@ def ttest(
     relative: bool = False,
     relative_method: str = "delta",
     equal_var: bool = False,
+    origin=0.0,
 ) -> EffectResult:
     """Two-sample t-test of treatment − control on summary statistics; Welch by default.
 
     With ``relative=True`` the effect is the lift (μt − μc)/|μc|: ``relative_method="delta"``
     gives the delta-method interval, ``"fieller"`` Fieller's interval for μt/μc − 1 (whose
     p-value is the absolute test's, since both test μt = μc).
+
+    ``origin`` says that both groups' means are measured from it (μ = origin + mean): data
+    far from zero against its spread (epoch timestamps, int64 ids near 2⁶²) keep their
+    difference exact when reduced about a shift, as the Analyzer does. It changes only the
+    lift's denominator; the absolute test does not depend on it.
 
     >>> from scipy import stats
     >>> c = Moments.from_samples([4.1, 5.0, 6.2, 5.5, 4.8])
@@ -283,10 +299,11 @@ def ttest(
     alpha = check_alpha(alpha)
     alternative = check_alternative(alternative)
     relative_method = check_choice("relative_method", relative_method, RELATIVE_METHODS)
+    origin = as_float_array("origin", origin)
     difference = mean_difference(
         control.mean, control.var, control.n,
         treatment.mean, treatment.var, treatment.n,
-        relative=relative, equal_var=equal_var,
+        relative=relative, equal_var=equal_var, origin=origin,
     )  # fmt: skip
     interval = statistic = None
     if relative and relative_method == "fieller":
@@ -298,8 +315,9 @@ def ttest(
         with np.errstate(invalid="ignore", divide="ignore"):
             statistic = absolute.effect / absolute.se
         interval = _fieller_interval(
-            control.mean, treatment.mean, absolute, difference, alpha, alternative
-        )
+            origin + control.mean, origin + treatment.mean, absolute, difference, alpha,
+            alternative,
+        )  # fmt: skip
     return finish(
         difference,
         alpha=alpha,
