@@ -8,6 +8,7 @@ rows per (experiment, segment, variant) and calls the vectorized tests of
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,19 @@ import pandas as pd
 
 import splitlab
 from splitlab._validation import check_alpha, check_choice
-from splitlab.analyzer.aggregate import FREQUENCIES, PERIOD, Query, build_query, explain
+from splitlab.analyzer.aggregate import (
+    COUNT,
+    EXPERIMENT,
+    FREQUENCIES,
+    PERIOD,
+    VARIANT,
+    Query,
+    build_query,
+    by_column,
+    cumulate,
+    explain,
+    merge_groups,
+)
 from splitlab.analyzer.metrics import Metric, as_metrics
 from splitlab.analyzer.sources import Source, open_source
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError, SplitlabError
@@ -125,6 +138,23 @@ class Analyzer:
         ):
             if column is not None:
                 self._require_column(argument, column)
+        if variant == experiment:
+            raise InvalidArgumentError(
+                "variant", f"column {variant!r} is also the experiment column; they must differ"
+            )
+        if unit is not None and unit in (experiment, variant):
+            raise InvalidArgumentError(
+                "unit", f"column {unit!r} is the experiment or variant column; it must differ"
+            )
+        if date is not None and not (
+            self._schema[date] == nw.Date or self._schema[date] == nw.Datetime
+        ):
+            raise InvalidArgumentError(
+                "date",
+                f"column {date!r} must hold dates or timestamps, but its type is "
+                f"{self._schema[date]}",
+            )
+        self._controls: dict[object, object] = {}
 
     # ------------------------------------------------------------------ validation
 
@@ -159,7 +189,9 @@ class Analyzer:
                 self._require_column("metrics", column, numeric=True)
         return resolved
 
-    def _control_label(self, experiment: object) -> str:
+    def _control_label(self, experiment: object) -> object:
+        if experiment in self._controls:
+            return self._controls[experiment]
         if isinstance(self.control, Mapping):
             if experiment not in self.control:
                 raise InvalidArgumentError(
@@ -169,31 +201,44 @@ class Analyzer:
         return self.control
 
     def _check_groups(self, table: pd.DataFrame) -> None:
-        """Null labels, unknown control labels and experiments without a treatment."""
-        for column, argument in ((self.experiment, "experiment"), (self.variant, "variant")):
+        """Null labels and unit ids, unknown control labels, experiments without a
+        treatment; records each experiment's control label as the engine returned it."""
+        for column, argument, name in (
+            (EXPERIMENT, "experiment", self.experiment),
+            (VARIANT, "variant", self.variant),
+        ):
             missing = table[column].isna()
             if missing.any():
-                where = sorted(map(str, table.loc[missing, self.experiment].dropna().unique()))
+                where = sorted(map(str, table.loc[missing, EXPERIMENT].dropna().unique()))
                 place = f" in experiment(s) {', '.join(where)}" if where else ""
-                count = int(table.loc[missing, "n"].sum())
+                count = int(table.loc[missing, COUNT].sum())
                 raise InvalidArgumentError(
-                    argument, f"column {column!r} has {count} null value(s){place}"
+                    argument, f"column {name!r} has {count} null value(s){place}"
                 )
+        if "__null_units" in table and table["__null_units"].sum() > 0:
+            count = int(table["__null_units"].sum())
+            raise InvalidArgumentError(
+                "unit",
+                f"column {self.unit!r} has {count} row(s) without a unit id (null or NaN): "
+                "they cannot be assigned to a unit; drop or fill them",
+            )
         if table.empty:
             raise InvalidArgumentError("source", "the source has no rows")
-        for experiment, labels in table.groupby(self.experiment)[self.variant]:
-            control = self._control_label(experiment)
-            present = set(labels)
-            if control not in present:
+        for experiment, labels in table.groupby(EXPERIMENT, sort=False)[VARIANT]:
+            wanted = self._control_label(experiment)
+            present = list(dict.fromkeys(labels))
+            matches = [label for label in present if _same_label(label, wanted)]
+            if not matches:
                 raise InvalidArgumentError(
                     "control",
-                    f"label {control!r} is not a variant of experiment {experiment!r} "
-                    f"(column {self.variant!r} has {sorted(map(str, present))})",
+                    f"label {wanted!r} is not a variant of experiment {experiment!r} "
+                    f"(column {self.variant!r} has {', '.join(sorted(map(repr, present)))})",
                 )
             if len(present) < 2:
                 raise InvalidArgumentError(
                     "source", f"experiment {experiment!r} has no variant besides the control"
                 )
+            self._controls[experiment] = matches[0]
 
     # ------------------------------------------------------------------ queries
 
@@ -217,18 +262,16 @@ class Analyzer:
             table.insert(1, "segment", ALL_UNITS)
             return table
         parts = []
+        key = by_column(0)
         for position, column in enumerate(segments):
             table = self._query(metrics, by=[column]).collect()
             if position == 0:
                 self._check_groups(table)
-                # sums are additive: the overall statistics are the sum over one segmentation
-                overall = table.drop(columns=[column]).groupby(
-                    [self.experiment, self.variant], sort=False, dropna=False
-                )
-                overall = overall.sum(numeric_only=True).reset_index()
+                # the overall statistics pool one segmentation's groups exactly
+                overall = merge_groups(table.drop(columns=[key]), [EXPERIMENT, VARIANT], metrics)
                 overall.insert(1, "segment", ALL_UNITS)
                 parts.append(overall)
-            labels = table.pop(column)
+            labels = table.pop(key)
             table.insert(1, "segment", [f"{column}={value}" for value in labels])
             parts.append(table)
         return pd.concat(parts, ignore_index=True)
@@ -259,9 +302,9 @@ class Analyzer:
     def _srm_table(self, statistics: pd.DataFrame) -> pd.DataFrame:
         overall = statistics[statistics["segment"] == ALL_UNITS]
         rows = []
-        for experiment, group in overall.groupby(self.experiment, sort=True):
-            variants = list(group[self.variant])
-            counts = group["n"].to_numpy()
+        for experiment, group in overall.groupby(EXPERIMENT, sort=True):
+            variants = list(group[VARIANT])
+            counts = group[COUNT].to_numpy()
             weights = self._weights_for(experiment, variants)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DegenerateDataWarning)
@@ -406,8 +449,13 @@ class Analyzer:
 
     def _pairs(self, statistics: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         """Each non-control row beside its experiment's control row (suffixes _c, _t)."""
-        is_control = statistics[self.variant] == statistics[self.experiment].map(
-            self._control_label
+        controls = statistics[EXPERIMENT].map(self._control_label)
+        is_control = np.array(
+            [
+                _same_label(label, wanted)
+                for label, wanted in zip(statistics[VARIANT], controls, strict=True)
+            ],
+            dtype=bool,
         )
         control = statistics[is_control]
         treatment = statistics[~is_control]
@@ -424,15 +472,15 @@ class Analyzer:
         options: Mapping[str, Any],
         keys: Sequence[str] = (),
     ) -> pd.DataFrame:
-        keys = [self.experiment, "segment", *keys]
+        keys = [EXPERIMENT, "segment", *keys]
         pairs = self._pairs(statistics, keys)
         frame = pd.DataFrame(
             {
-                "experiment": pairs[self.experiment].to_numpy(),
+                "experiment": pairs[EXPERIMENT].to_numpy(),
                 "segment": pairs["segment"].to_numpy(),
                 **{key: pairs[key].to_numpy() for key in keys[2:]},
                 "metric": metric.name,
-                "variant": pairs[f"{self.variant}_t"].to_numpy(),
+                "variant": pairs[f"{VARIANT}_t"].to_numpy(),
                 "n_control": pairs["n_c"].to_numpy(dtype=np.int64),
                 "n_variant": pairs["n_t"].to_numpy(dtype=np.int64),
             }
@@ -524,15 +572,18 @@ class Analyzer:
         table = table.sort_values(PERIOD, kind="stable")
         # every (experiment, variant) gets every period of its experiment, then cumulate
         index = (
-            table[[self.experiment, PERIOD]]
+            table[[EXPERIMENT, PERIOD]]
             .drop_duplicates()
-            .merge(table[[self.experiment, self.variant]].drop_duplicates(), on=self.experiment)
+            .merge(table[[EXPERIMENT, VARIANT]].drop_duplicates(), on=EXPERIMENT)
         )
-        table = index.merge(table, how="left", on=[self.experiment, self.variant, PERIOD])
-        sums = [c for c in table.columns if c == "n" or c.startswith(f"{resolved.name}.")]
-        table[sums] = table[sums].fillna(0.0)
-        table = table.sort_values([self.experiment, self.variant, PERIOD], kind="stable")
-        table[sums] = table.groupby([self.experiment, self.variant], sort=False)[sums].cumsum()
+        table = index.merge(table, how="left", on=[EXPERIMENT, VARIANT, PERIOD])
+        flags = [c for c in table.columns if c.endswith(".imprecise")]
+        table[flags] = table[flags].fillna(False).astype(bool)
+        numbers = [c for c in table.columns if c == COUNT or c.startswith(f"{resolved.name}.")]
+        numbers = [c for c in numbers if c not in flags]
+        table[numbers] = table[numbers].fillna(0.0)
+        table = table.sort_values([EXPERIMENT, VARIANT, PERIOD], kind="stable")
+        table = cumulate(table, [EXPERIMENT, VARIANT], PERIOD, [resolved])
         table.insert(1, "segment", ALL_UNITS)
         look_method = "ttest" if method == "gst" else method
         frame = self._compare(
@@ -606,7 +657,9 @@ class Analyzer:
             "columns": {
                 "experiment": self.experiment,
                 "variant": self.variant,
-                "control": self.control if isinstance(self.control, str) else dict(self.control),
+                "control": dict(self.control)
+                if isinstance(self.control, Mapping)
+                else self.control,
                 "unit": self.unit,
                 "date": self.date,
             },
@@ -615,12 +668,49 @@ class Analyzer:
         }
 
 
-def _sums(pairs: pd.DataFrame, metric: Metric, side: str) -> dict[str, np.ndarray]:
+def _same_label(label: object, wanted: object) -> bool:
+    """Whether a variant label from the engine is the label a user gave: equal values of
+    the same kind (``True`` is not ``1``), dates equal to timestamps at midnight."""
+    if isinstance(label, (bool, np.bool_)) != isinstance(wanted, (bool, np.bool_)):
+        return False
+    if isinstance(label, (pd.Timestamp, np.datetime64, datetime.date)):
+        try:
+            return pd.Timestamp(label) == pd.Timestamp(wanted)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+    try:
+        return bool(label == wanted)
+    except (TypeError, ValueError):
+        return False
+
+
+def _side(pairs: pd.DataFrame, metric: Metric, side: str) -> dict[str, np.ndarray]:
+    """One side's statistics of every pair: n and the metric's centred moments."""
     prefix = f"{metric.name}."
-    names = ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy") if metric.x else ("sum_y", "sum_y2")
-    sums = {name: pairs[f"{prefix}{name}_{side}"].to_numpy(dtype=float) for name in names}
-    sums["n"] = pairs[f"n_{side}"].to_numpy(dtype=float)
-    return sums
+    names = ["origin_y", "mean_y", "m2_y"]
+    if metric.x is not None:
+        names += ["origin_x", "mean_x", "m2_x", "c_xy"]
+    if metric.kind == "proportion":
+        names += ["min_y", "max_y"]
+    values = {name: pairs[f"{prefix}{name}_{side}"].to_numpy(dtype=float) for name in names}
+    values["imprecise"] = pairs[f"{prefix}imprecise_{side}"].to_numpy(dtype=bool)
+    values["n"] = pairs[f"{COUNT}_{side}"].to_numpy(dtype=float)
+    return values
+
+
+def _variance(n: np.ndarray, m2: np.ndarray, ddof: int) -> np.ndarray:
+    return m2 / np.maximum(n - ddof, 1.0)
+
+
+def _joint(side: dict[str, np.ndarray], mean_y, mean_x, ddof: int) -> JointMoments:
+    n = side["n"]
+    # the engine's co-moment obeys Cauchy–Schwarz up to rounding
+    bound = np.sqrt(side["m2_y"]) * np.sqrt(side["m2_x"])
+    c_xy = np.clip(side["c_xy"], -bound, bound)
+    return JointMoments(
+        n, mean_y, _variance(n, side["m2_y"], ddof), mean_x, _variance(n, side["m2_x"], ddof),
+        _variance(n, c_xy, ddof), ddof=ddof,
+    )  # fmt: skip
 
 
 def _metric_test(
@@ -631,36 +721,70 @@ def _metric_test(
     alpha: float,
     options: Mapping[str, Any],
 ) -> dict[str, np.ndarray]:
-    """Run the metric's test on every pair at once; returns result columns."""
-    control, treatment = _sums(pairs, metric, "c"), _sums(pairs, metric, "t")
+    """Run the metric's test on every pair at once; returns result columns.
+
+    Means are offsets from each row's origin (see :mod:`splitlab.analyzer.aggregate`); the
+    treatment's are moved to the control's origin, so a difference of means is a
+    difference of small offsets, exact however large the values.
+    """
+    control, treatment = _side(pairs, metric, "c"), _side(pairs, metric, "t")
     extra: dict[str, np.ndarray] = {}
     errors = RowErrors((len(pairs),))
+    columns_named = repr(metric.y) if metric.x is None else f"{metric.y!r}/{metric.x!r}"
+    for side, sums in (("control", control), ("variant", treatment)):
+        errors.flag(
+            sums["imprecise"],
+            f"column(s) {columns_named} in {side}: values too far from their mean for the "
+            "engine's floating-point sums",
+        )
+    ddof = 0 if metric.kind == "proportion" else 1
     if metric.kind == "proportion":
         for side, sums in (("control", control), ("variant", treatment)):
+            p = sums["origin_y"] + sums["mean_y"]
+            bernoulli_m2 = sums["n"] * p * (1.0 - p)
+            not_binary = (
+                (sums["min_y"] < 0)
+                | (sums["max_y"] > 1)
+                | ~np.isclose(sums["m2_y"], bernoulli_m2, rtol=1e-9, atol=1e-9)
+            )
             errors.flag(
-                ~np.isclose(sums["sum_y2"], sums["sum_y"], rtol=1e-9, atol=1e-9),
+                not_binary & (sums["n"] > 0),
                 f"column {metric.y!r} has values other than 0 and 1 in {side}",
             )
+    origin = control["origin_y"]
+    mean_c = control["mean_y"]
+    mean_t = (treatment["origin_y"] - origin) + treatment["mean_y"]
+    level_c, level_t = origin + mean_c, origin + mean_t
     if metric.kind == "ratio":
-        arms = [JointMoments.from_sums(**s) for s in (control, treatment)]
+        arms = [
+            _joint(side, side["origin_y"] + side["mean_y"], side["origin_x"] + side["mean_x"], 1)
+            for side in (control, treatment)
+        ]
         result: EffectResult = ratio_test(*arms, alpha=alpha, relative=relative)
         means = [a.mean_y / np.where(a.mean_x == 0, np.nan, a.mean_x) for a in arms]
     elif metric.x is not None:
-        arms = [JointMoments.from_sums(**s) for s in (control, treatment)]
-        result = cuped_test(*arms, alpha=alpha, relative=relative)
-        means = [a.mean_y for a in arms]
+        mean_x_t = (treatment["origin_x"] - control["origin_x"]) + treatment["mean_x"]
+        arms = [
+            _joint(control, mean_c, control["mean_x"], ddof),
+            _joint(treatment, mean_t, mean_x_t, ddof),
+        ]
+        result = cuped_test(*arms, alpha=alpha, relative=relative, origin=origin)
+        means = [level_c, level_t]
         extra = {"variance_reduction": result.variance_reduction, "theta": result.theta}
     else:
         if metric.kind == "proportion":
             arms = [
-                Moments.from_proportions(np.round(s["sum_y"]), s["n"]) for s in (control, treatment)
+                Moments.from_proportions(np.round(s["n"] * level), s["n"])
+                for s, level in ((control, level_c), (treatment, level_t))
             ]
+            result = ttest(*arms, alpha=alpha, relative=relative)
         else:
             arms = [
-                Moments.from_sums(s["n"], s["sum_y"], s["sum_y2"]) for s in (control, treatment)
+                Moments(s["n"], mean, _variance(s["n"], s["m2_y"], 1))
+                for s, mean in ((control, mean_c), (treatment, mean_t))
             ]
-        result = ttest(*arms, alpha=alpha, relative=relative)
-        means = [a.mean for a in arms]
+            result = ttest(*arms, alpha=alpha, relative=relative, origin=origin)
+        means = [level_c, level_t]
     if method == "bayes":
         difference = Difference(
             np.asarray(result.effect, dtype=float),
@@ -692,6 +816,10 @@ def _metric_test(
         )  # fmt: skip
         method_name = f"{method}/{method_name}"
     error = np.atleast_1d(np.asarray(result.error, dtype=object)).copy()
+    error = np.array(
+        [f"column(s) {columns_named}: {message}" if message else "" for message in error],
+        dtype=object,
+    )
     own = errors.messages
     error = np.where(own != "", own, error)
     mean_c, mean_t = (np.atleast_1d(np.asarray(m, dtype=float)) for m in means)
