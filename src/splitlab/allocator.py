@@ -454,6 +454,10 @@ class Allocator:
             if arm is None:
                 raise InvalidArgumentError("decision", "give a decision, its id, or arm=")
             index = self._check_label(arm)
+            if context is not None and not self.policy.contextual:
+                raise InvalidArgumentError(
+                    "context", f"{type(self.policy).__name__} takes no context"
+                )
             with self._lock:
                 self.policy.update(index, reward, context)
                 self._count_reward(index, reward)
@@ -1518,12 +1522,13 @@ def _as_bool(value: object, where: str) -> bool:
     return value
 
 
-def _as_int(value: object, where: str, minimum: int = 0, maximum: int | None = None) -> int:
+def _as_int(value: object, where: str, minimum: int = 0, maximum: int = 2**53) -> int:
+    """An integer in [minimum, maximum]; by default at most 2^53, the largest count that
+    float64 arrays (and int64 tables) hold exactly."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise _corrupt(where, f"must be an integer, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"[{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
-        raise _corrupt(where, f"must be {bound}, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise _corrupt(where, f"must be in [{minimum}, {maximum}], got {value!r}")
     return value
 
 
@@ -1565,8 +1570,8 @@ def _array(
         raise InvalidArgumentError("blob", f"array {name!r} contains NaN or infinite values")
     if minimum is not None and np.any(array < minimum):
         raise InvalidArgumentError("blob", f"array {name!r} has values below {minimum}")
-    if whole and np.any(array != np.round(array)):
-        raise InvalidArgumentError("blob", f"array {name!r} must hold whole numbers")
+    if whole and np.any((array != np.round(array)) | (np.abs(array) > 2.0**53)):
+        raise InvalidArgumentError("blob", f"array {name!r} must hold whole numbers below 2^53")
     return array
 
 
