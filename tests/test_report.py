@@ -193,8 +193,9 @@ def test_failed_rename_removes_the_temporary_file(data, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(report.os, "replace", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InvalidArgumentError, match="disk full") as raised:
         Analyzer(data).report(target, metrics=["revenue"])
+    assert raised.value.argument == "path" and isinstance(raised.value.__cause__, OSError)
     assert target.read_text(encoding="utf-8") == "previous report"
     assert os.listdir(tmp_path) == ["r.html"]
 

@@ -115,7 +115,10 @@ def write_report(
     the results table, a forest plot of the effects and — when the analyzer knows a
     ``date`` column — the cumulative effect over time per metric (periods of ``freq``:
     "D", "W" or "M"), computed with the same ``method``, ``relative``, ``cuped`` and
-    ``alpha``. The parent directory of ``path`` must exist. Returns the path written.
+    ``alpha``. The parent directory of ``path`` must exist; a path that cannot be written
+    raises :class:`~splitlab.errors.InvalidArgumentError` naming ``path`` (the operating
+    system's error is its ``__cause__``) and leaves any existing report untouched. Returns
+    the path written.
     """
     target = _check_path(path)
     if title is not None and not isinstance(title, str):
@@ -174,10 +177,13 @@ def _timelines(
 
 
 def _write_atomically(target: Path, text: str) -> None:
-    mode = target.stat().st_mode & 0o777 if target.exists() else NEW_FILE_MODE
-    handle = tempfile.NamedTemporaryFile(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-    )
+    try:
+        mode = target.stat().st_mode & 0o777 if target.exists() else NEW_FILE_MODE
+        handle = tempfile.NamedTemporaryFile(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
+        )
+    except OSError as exc:
+        raise InvalidArgumentError("path", f"cannot write {str(target)!r}: {_reason(exc)}") from exc
     try:
         with handle:
             handle.write(text.encode("utf-8"))
@@ -185,10 +191,17 @@ def _write_atomically(target: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.chmod(handle.name, mode)
         os.replace(handle.name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(handle.name)
+        if isinstance(exc, OSError):
+            problem = f"cannot write {str(target)!r}: {_reason(exc)}"
+            raise InvalidArgumentError("path", problem) from exc
         raise
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or " ".join(str(error).split())
 
 
 # ---------------------------------------------------------------------- formatting
