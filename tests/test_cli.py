@@ -14,6 +14,7 @@ from scipy import stats
 from splitlab import Analyzer, Metric, sample_size
 from splitlab.analyzer.demo import generate_demo_data
 from splitlab.cli import _progress, main
+from splitlab.errors import InvalidArgumentError
 from splitlab.stats.power import mde, power
 
 DEMO_UNITS = 20_000
@@ -174,10 +175,15 @@ def test_analyze_writes_nan_as_null_in_json(tmp_path, capsys):
         }
     )
     data.to_parquet(tmp_path / "flat.parquet")
-    with pytest.warns(UserWarning):
-        assert main(["analyze", str(tmp_path), "--metric", "flat", "--format", "json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    # results written, but a row has no result: exit status 1, one line on stderr, and no
+    # Python warning text
+    assert main(["analyze", str(tmp_path), "--metric", "flat", "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
     assert row["p_value"] is None and row["error"] != ""
+    assert captured.err == (
+        f"splitlab: no result: experiment e, metric flat, variant b: {row['error']}\n"
+    )
 
 
 def test_analyze_table_csv_and_html_outputs(demo_dir, tmp_path, capsys):
@@ -226,6 +232,23 @@ def test_analyze_nonexistent_path_is_named(tmp_path, capsys):
     missing = str(tmp_path / "no-such.parquet")
     assert main(["analyze", missing, "--metric", "revenue"]) == 2
     assert missing in _single_error_line(capsys)
+
+
+def test_parse_label_reads_the_column_type():
+    import narwhals as nw
+
+    from splitlab.cli import parse_label
+
+    assert parse_label("--control", " 7 ", nw.Int32(), "v") == 7
+    assert parse_label("--control", "2.50", nw.Float64(), "v") == 2.5
+    assert parse_label("--control", "Yes", nw.Boolean(), "v") is True
+    assert parse_label("--control", "2024-03-01T12:00", nw.Datetime(), "v") == pd.Timestamp(
+        "2024-03-01 12:00"
+    )
+    assert parse_label("--control", " keep spaces ", nw.String(), "v") == " keep spaces "
+    for dtype, text in ((nw.Float64(), "nan"), (nw.Float64(), "inf"), (nw.Datetime(), "noon")):
+        with pytest.raises(InvalidArgumentError, match="--control"):
+            parse_label("--control", text, dtype, "v")
 
 
 def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):

@@ -6,7 +6,20 @@ Parquet, analyzes it and writes an HTML report. ``splitlab analyze`` reads exper
 ``splitlab power`` plans a test: the sample size, the minimum detectable effect or the power.
 ``splitlab bench`` runs the benchmark suites or a scenario file (:mod:`splitlab.bench`).
 
-Bad input exits with status 2 and one line ``splitlab: error: ...`` on stderr.
+Exit status:
+
+- 0 — the command ran and every row of its results has a result;
+- 1 — ``analyze`` ran and wrote its results, but some rows have no result (their
+  ``error`` column says why, and each is listed on stderr as ``splitlab: no result: ...``);
+- 2 — bad input: nothing was written, and one line ``splitlab: error: ...`` on stderr names
+  the option (``PATH`` for the data) and what was wrong.
+
+Warnings are one line each on stderr (``splitlab: warning: ...``), never Python's
+two-line warning text.
+
+``--control`` is read as the type of the variant column, so ``--control 0`` names the
+integer label 0 of an integer column and the text "0" of a text column; booleans are
+``true``/``false`` (or ``1``/``0``), dates ``YYYY-MM-DD`` and timestamps ISO 8601.
 """
 
 from __future__ import annotations
@@ -20,11 +33,14 @@ import shlex
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 
@@ -33,12 +49,26 @@ from splitlab._validation import check_alpha
 from splitlab.analyzer.analyzer import SRM_ALPHA, Analyzer
 from splitlab.analyzer.demo import generate_demo_data
 from splitlab.analyzer.metrics import Metric
+from splitlab.analyzer.sources import open_source
 from splitlab.bench.command import add_parser as add_bench_parser
 from splitlab.bench.command import run_bench
-from splitlab.errors import InvalidArgumentError, SplitlabError
+from splitlab.errors import (
+    DegenerateDataWarning,
+    InvalidArgumentError,
+    SplitlabError,
+    engine_error_types,
+    engine_message,
+)
 from splitlab.stats.power import mde, power, sample_size
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "parse_label"]
+
+EXIT_OK, EXIT_NO_RESULT, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_STATUS_HELP = (
+    "exit status: 0 every row has a result; 1 results written, but some rows have no "
+    "result (listed on stderr); 2 bad input (one 'splitlab: error:' line on stderr)"
+)
+MAX_LISTED = 20  # rows without a result listed one per line; the rest are counted
 
 DEMO_METRICS = [
     Metric("converted", kind="proportion"),
@@ -65,7 +95,11 @@ ANALYZE_OPTIONS = {
     "method_options": "--method",
     "correction": "--correction",
     "alpha": "--alpha",
+    "metrics": "--metric/--proportion/--ratio",
+    "path": "--out",
+    "title": "--title",
 }
+TRUE_WORDS, FALSE_WORDS = ("true", "t", "yes", "1"), ("false", "f", "no", "0")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -236,12 +270,27 @@ def _dump_json(payload: object) -> str:
     return json.dumps(payload, indent=2, allow_nan=False, default=str)
 
 
-def _write_text(path: Path, text: str) -> None:
+def _check_out(option: str, value: str) -> Path:
+    """An output path that can be written: not a directory, in a directory that exists."""
+    path = Path(value)
+    if path.is_dir():
+        raise InvalidArgumentError(option, f"{value!r} is a directory, not a file")
+    if not path.parent.is_dir():
+        raise InvalidArgumentError(
+            option, f"directory {str(path.parent)!r} does not exist; create it first"
+        )
+    return path
+
+
+def _write_text(path: Path, text: str, option: str = "--out") -> None:
     """Write ``text`` to ``path`` through a temporary file, so nothing is written half."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, path)
+    except OSError as exc:
+        reason = exc.strerror or engine_message(exc)
+        raise InvalidArgumentError(option, f"cannot write {str(path)!r}: {reason}") from exc
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -254,7 +303,13 @@ def _demo(arguments: argparse.Namespace) -> int:
     directory = Path(arguments.dir)
     started = time.perf_counter()
     with _progress(f"generating {arguments.units:,} units"):
-        paths = generate_demo_data(directory, units=arguments.units, seed=arguments.seed)
+        try:
+            paths = generate_demo_data(directory, units=arguments.units, seed=arguments.seed)
+        except OSError as exc:
+            reason = exc.strerror or engine_message(exc)
+            raise InvalidArgumentError(
+                "--dir", f"cannot write {str(directory)!r}: {reason}"
+            ) from exc
     generated = time.perf_counter()
     with _progress("analyzing"):
         analyzer = Analyzer(paths, unit=None, date="exposed_at")
@@ -338,6 +393,84 @@ def _metrics(specifications: list[tuple[str, str]]) -> list[Metric]:
     return metrics
 
 
+def parse_label(option: str, text: str, dtype: Any, column: str) -> object:
+    """A variant label typed on the command line, as a value of the column's ``dtype``.
+
+    Integer columns take integers, floating-point columns numbers, boolean columns
+    ``true``/``false`` (also ``t``/``f``, ``yes``/``no``, ``1``/``0``, any case), date
+    columns ``YYYY-MM-DD``, timestamp columns ISO 8601; text (and any other) columns take
+    the text as it is.
+
+    >>> parse_label("--control", "0", nw.Int64(), "variant")
+    0
+    >>> parse_label("--control", "0", nw.String(), "variant")
+    '0'
+    >>> parse_label("--control", "FALSE", nw.Boolean(), "variant")
+    False
+    >>> parse_label("--control", "2024-03-01", nw.Date(), "cohort")
+    datetime.date(2024, 3, 1)
+    >>> parse_label("--control", "zero", nw.Int64(), "variant")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    splitlab.errors.InvalidArgumentError: --control: 'zero' is not an integer, and column ...
+    """
+    word = text.strip()
+    if dtype.is_integer():
+        try:
+            return int(word)
+        except ValueError:
+            wanted = "an integer"
+            held = "integers"
+    elif dtype.is_float():
+        try:
+            value = float(word)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+        wanted, held = "a finite number", "numbers"
+    elif dtype == nw.Boolean:
+        if word.lower() in TRUE_WORDS:
+            return True
+        if word.lower() in FALSE_WORDS:
+            return False
+        wanted, held = "true or false", "booleans"
+    elif dtype == nw.Date:
+        try:
+            return date.fromisoformat(word)
+        except ValueError:
+            wanted, held = "a date (YYYY-MM-DD)", "dates"
+    elif dtype == nw.Datetime:
+        try:
+            return pd.Timestamp(datetime.fromisoformat(word))
+        except ValueError:
+            wanted, held = "an ISO 8601 timestamp", "timestamps"
+    else:
+        return text
+    raise InvalidArgumentError(
+        option, f"{text!r} is not {wanted}, and column {column!r} holds {held} ({dtype})"
+    )
+
+
+def _no_result_lines(results: pd.DataFrame) -> list[str]:
+    """One stderr line per result row without a result, then a count of the rest."""
+    missing = results[results["error"].astype(str) != ""]
+    lines = []
+    for row in missing.head(MAX_LISTED).itertuples():
+        segment = f" segment {row.segment}," if row.segment != "all" else ""
+        reason = " ".join(str(row.error).split())
+        lines.append(
+            f"splitlab: no result: experiment {row.experiment!s},{segment} metric "
+            f"{row.metric!s}, variant {row.variant!s}: {reason}"
+        )
+    if len(missing) > MAX_LISTED:
+        lines.append(
+            f"splitlab: no result: {len(missing) - MAX_LISTED} more of {len(results)} rows "
+            "(see the error column)"
+        )
+    return lines
+
+
 def _analyze(arguments: argparse.Namespace) -> int:
     if not arguments.metrics:
         raise InvalidArgumentError(
@@ -349,6 +482,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
     )
     if arguments.format == "html" and arguments.out is None:
         raise InvalidArgumentError("--out", "--format html writes a report and needs --out FILE")
+    out = None if arguments.out is None else _check_out("--out", arguments.out)
     options = {
         "method": arguments.method,
         "relative": arguments.relative,
@@ -372,19 +506,35 @@ def _analyze(arguments: argparse.Namespace) -> int:
     }
     try:
         with _progress(f"scanning {len(arguments.paths)} path(s)"):
+            source = open_source(arguments.paths)
+            schema = source.columns
+            control: object = arguments.control
+            if arguments.variant_col in schema:
+                control = parse_label(
+                    "--control", control, schema[arguments.variant_col], arguments.variant_col
+                )
             analyzer = Analyzer(
-                arguments.paths,
+                source,
                 experiment=arguments.experiment_col,
                 variant=arguments.variant_col,
-                control=arguments.control,
+                control=control,
                 unit=arguments.unit_col,
                 date=arguments.date_col,
             )
             if arguments.format == "html":
-                written = analyzer.report(arguments.out, metrics, title=arguments.title, **options)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", DegenerateDataWarning)
+                    written = analyzer.report(out, metrics, title=arguments.title, **options)
+                degenerate = [w for w in caught if issubclass(w.category, DegenerateDataWarning)]
+                _report_warnings(w for w in caught if w not in degenerate)
                 print(f"report: {written}")
-                return 0
-            results = analyzer.analyze(metrics, **options)
+                for warning in degenerate[:1]:
+                    print(f"splitlab: no result: {_one_line(warning.message)}", file=sys.stderr)
+                return EXIT_NO_RESULT if degenerate else EXIT_OK
+            with warnings.catch_warnings():
+                # the rows without a result are listed below, one line each
+                warnings.simplefilter("ignore", DegenerateDataWarning)
+                results = analyzer.analyze(metrics, **options)
     except InvalidArgumentError as exc:
         option = ANALYZE_OPTIONS.get(exc.argument)
         if option is None:
@@ -398,11 +548,14 @@ def _analyze(arguments: argparse.Namespace) -> int:
     else:
         lines = [_to_string(_results_table(results)), *map("! {}".format, _srm_warnings(results))]
         text = "\n".join(lines) + "\n"
-    if arguments.out is None:
+    if out is None:
         sys.stdout.write(text)
     else:
-        _write_text(Path(arguments.out), text)
-    return 0
+        _write_text(out, text)
+    missing = _no_result_lines(results)
+    for line in missing:
+        print(line, file=sys.stderr)
+    return EXIT_NO_RESULT if missing else EXIT_OK
 
 
 # ---------------------------------------------------------------------- power
@@ -476,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="splitlab",
         description="Experiment readouts from the command line: demo, analyze, power.",
+        epilog=EXIT_STATUS_HELP,
     )
     parser.add_argument("--version", action="version", version=splitlab.__version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -498,11 +652,18 @@ def build_parser() -> argparse.ArgumentParser:
         "analyze",
         help="analyze experiment logs (Parquet/CSV) into a results table",
         description="One row per (experiment, segment, metric, variant other than control).",
+        epilog=EXIT_STATUS_HELP,
     )
     analyze.add_argument("paths", nargs="+", metavar="PATH", help="Parquet/CSV files, dirs, globs")
     analyze.add_argument("--experiment-col", default="experiment", metavar="COL")
     analyze.add_argument("--variant-col", default="variant", metavar="COL")
-    analyze.add_argument("--control", default="control", metavar="LABEL")
+    analyze.add_argument(
+        "--control",
+        default="control",
+        metavar="LABEL",
+        help="the control variant (%(default)s), read as the variant column's type: "
+        "integer, number, true/false, YYYY-MM-DD date or text",
+    )
     analyze.add_argument(
         "--unit-col", metavar="COL", help="rows are events, summed per unit of this column"
     )
@@ -575,24 +736,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _input_errors() -> tuple[type[BaseException], ...]:
-    import duckdb
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
 
-    return (SplitlabError, ValueError, OSError, duckdb.Error)
+
+def _report_warnings(caught) -> None:
+    """Each distinct warning once, as one line on stderr."""
+    for message in dict.fromkeys(_one_line(w.message) for w in caught):
+        print(f"splitlab: warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 success, 2 bad input)."""
+    """Run the command line; return the exit status (0 success, 1 results written but some
+    rows have no result, 2 bad input)."""
     try:
         arguments = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
-        return arguments.handler(arguments)
-    except _input_errors() as exc:
-        message = " ".join(str(exc).split())
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            status = arguments.handler(arguments)
+        except SplitlabError as exc:
+            message = _one_line(exc)
+        except (*engine_error_types(), ValueError, OSError) as exc:
+            # not raised on purpose by splitlab: the engine's first line, without its hints
+            message = f"{type(exc).__name__}: {engine_message(exc)}"
+        else:
+            message = None
+        if message is None:
+            _report_warnings(caught)
+    if message is not None:
         print(f"splitlab: error: {message}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    return status
 
 
 if __name__ == "__main__":
