@@ -692,3 +692,23 @@ def test_cli_runs_in_a_subprocess_with_only_the_error_line(tmp_path):
     assert completed.returncode == 2 and completed.stdout == ""
     assert completed.stderr.count("\n") == 1
     assert completed.stderr.startswith("splitlab: error: PATH: cannot read parquet file")
+
+
+@pytest.mark.parametrize(
+    "make_source",
+    [
+        # a value past DuckDB's CSV type-sniffing sample (20,480 rows) that does not parse
+        lambda d: (
+            write_csv(pd.concat([DATA] * 100, ignore_index=True), d / "late.csv"),
+            (d / "late.csv").open("a").write("e1,b,not-a-number,1.0\n"),
+        )[0],
+        # booleans and integers in one pandas object column: typed INTEGER, fails on True
+        lambda d: DATA.assign(y=pd.Series([1] * (ROWS - 1) + [True], dtype=object)),
+    ],
+    ids=["csv-value-past-the-sniff-sample", "pandas-object-bools-and-ints"],
+)
+def test_sources_that_fail_only_when_the_aggregation_runs_raise_engine_error(make_source, tmp_path):
+    with pytest.raises(EngineError) as raised:
+        splitlab_effect(make_source(tmp_path))
+    assert raised.value.argument == "source" and "\n" not in str(raised.value)
+    assert splitlab_effect(DATA) == pytest.approx(pandas_effect(DATA), rel=1e-9)
