@@ -331,6 +331,53 @@ class Analyzer:
         table.attrs.update(self._provenance("srm", {"weights": self.weights}, statistics))
         return table
 
+    def summary(
+        self, metrics: object, segments: Sequence[str] | str | None = None
+    ) -> pd.DataFrame:
+        """Per-group descriptive statistics: one row per (experiment, segment, variant,
+        metric) with ``n``, ``mean``, ``var`` (sample variance of the unit values; p(1 − p)
+        for proportions) and, for metrics with a second column (CUPED covariate, ratio
+        denominator), ``mean_x``, ``var_x`` and ``cov``. These are the numbers every test
+        starts from, reduced stably in the engine (see :mod:`splitlab.analyzer.aggregate`).
+
+        >>> import pandas as pd
+        >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 3,
+        ...                      "revenue": [1.0, 2.0, 3.0, 4.0, 5.0, 9.0]})
+        >>> table = Analyzer(data).summary("revenue")
+        >>> table[["variant", "n", "mean", "var"]].to_string(index=False)
+        'variant  n  mean  var\\n      b  3   5.0 13.0\\ncontrol  3   3.0  4.0'
+        """
+        segment_columns = [segments] if isinstance(segments, str) else list(segments or [])
+        for column in segment_columns:
+            self._require_column("segments", column)
+        resolved = self._resolve_metrics(metrics, None)
+        statistics = self._statistics(resolved, segment_columns)
+        n = statistics[COUNT].to_numpy(float)
+        frames = []
+        for metric in resolved:
+            prefix = f"{metric.name}."
+            ddof = 0 if metric.kind == "proportion" else 1
+            frame = pd.DataFrame(
+                {
+                    "experiment": statistics[EXPERIMENT],
+                    "segment": statistics["segment"],
+                    "variant": statistics[VARIANT],
+                    "metric": metric.name,
+                    "n": n.astype(np.int64),
+                    "mean": statistics[f"{prefix}origin_y"] + statistics[f"{prefix}mean_y"],
+                    "var": _variance(n, statistics[f"{prefix}m2_y"].to_numpy(float), ddof),
+                }
+            )
+            if metric.x is not None:
+                frame["mean_x"] = statistics[f"{prefix}origin_x"] + statistics[f"{prefix}mean_x"]
+                frame["var_x"] = _variance(n, statistics[f"{prefix}m2_x"].to_numpy(float), ddof)
+                frame["cov"] = _variance(n, statistics[f"{prefix}c_xy"].to_numpy(float), ddof)
+            frames.append(frame)
+        table = pd.concat(frames, ignore_index=True)
+        parameters = {"metrics": [vars(m) for m in resolved], "segments": segment_columns}
+        table.attrs.update(self._provenance("summary", parameters, statistics))
+        return table
+
     # ------------------------------------------------------------------ analysis
 
     def analyze(
