@@ -155,9 +155,7 @@ def _check_summary(frame: pd.DataFrame, summary: pd.DataFrame, joint: bool) -> N
             got = got.iloc[0]
             names = ["mean", "var", "mean_x", "var_x", "cov"] if joint else ["mean", "var"]
             for name, reference in zip(names, expected, strict=True):
-                assert got[name] == exactly(
-                    reference,
-                ), (segment, variant, name)
+                assert got[name] == exactly(reference), (segment, variant, name)
 
 
 SOURCES = ["pandas", "parquet", "duckdb", "polars"]
@@ -200,14 +198,10 @@ def test_effect_and_standard_error_are_exact_on_large_values(name):
     frame = DATASETS[name]
     row = sl.Analyzer(frame).analyze(["y"]).iloc[0]
     assert row["error"] == ""
-    assert row["effect"] == exactly(
-        _exact_effect(frame),
-    )
+    assert row["effect"] == exactly(_exact_effect(frame))
     _, var_c = exact_moments(frame.loc[frame["variant"] == "control", "y"].tolist())
     _, var_t = exact_moments(frame.loc[frame["variant"] == "treatment", "y"].tolist())
-    assert row["se"] == exactly(
-        np.sqrt(var_c / UNITS + var_t / UNITS),
-    )
+    assert row["se"] == exactly(np.sqrt(var_c / UNITS + var_t / UNITS))
 
 
 def test_relative_lift_on_large_values_is_exact():
@@ -222,9 +216,7 @@ def test_cuped_theta_matches_exact_pooled_regression_slope():
     frame = DATASETS["cuped at 1e12"]
     row = sl.Analyzer(frame).analyze([_metric("cuped")]).iloc[0]
     _, _, _, var_x, cov = exact_moments(frame["y"].tolist(), frame["x"].tolist())
-    assert row["theta"] == exactly(
-        cov / var_x,
-    )
+    assert row["theta"] == exactly(cov / var_x)
     assert row["error"] == ""
 
 
@@ -239,9 +231,7 @@ def test_timeline_periods_pool_exactly():
         _, var_c = exact_moments(control)
         _, var_t = exact_moments(treatment)
         se = np.sqrt(var_c / len(control) + var_t / len(treatment))
-        assert row.se == exactly(
-            se,
-        )
+        assert row.se == exactly(se)
 
 
 def test_event_rows_summed_per_unit_keep_integer_precision():
@@ -261,12 +251,8 @@ def test_event_rows_summed_per_unit_keep_integer_precision():
         values = per_unit.loc[per_unit["variant"] == variant, "y"].tolist()
         mean, var = exact_moments(values)
         got = summary[summary["variant"] == variant].iloc[0]
-        assert got["mean"] == exactly(
-            mean,
-        )
-        assert got["var"] == exactly(
-            var,
-        )
+        assert got["mean"] == exactly(mean)
+        assert got["var"] == exactly(var)
 
 
 def test_ordinary_data_takes_one_engine_pass(monkeypatch):
