@@ -331,9 +331,7 @@ class Analyzer:
         table.attrs.update(self._provenance("srm", {"weights": self.weights}, statistics))
         return table
 
-    def summary(
-        self, metrics: object, segments: Sequence[str] | str | None = None
-    ) -> pd.DataFrame:
+    def summary(self, metrics: object, segments: Sequence[str] | str | None = None) -> pd.DataFrame:
         """Per-group descriptive statistics: one row per (experiment, segment, variant,
         metric) with ``n``, ``mean``, ``var`` (sample variance of the unit values; p(1 − p)
         for proportions) and, for metrics with a second column (CUPED covariate, ratio
@@ -740,6 +738,10 @@ def _side(pairs: pd.DataFrame, metric: Metric, side: str) -> dict[str, np.ndarra
     if metric.kind == "proportion":
         names += ["min_y", "max_y"]
     values = {name: pairs[f"{prefix}{name}_{side}"].to_numpy(dtype=float) for name in names}
+    # sums past float64's range (values near 1e154 and up): flagged, then kept harmless
+    finite = np.logical_and.reduce([np.isfinite(v) for v in values.values()])
+    values = {name: np.where(finite, v, 0.0) for name, v in values.items()}
+    values["overflow"] = ~finite
     values["imprecise"] = pairs[f"{prefix}imprecise_{side}"].to_numpy(dtype=bool)
     values["n"] = pairs[f"{COUNT}_{side}"].to_numpy(dtype=float)
     return values
@@ -779,6 +781,10 @@ def _metric_test(
     errors = RowErrors((len(pairs),))
     columns_named = repr(metric.y) if metric.x is None else f"{metric.y!r}/{metric.x!r}"
     for side, sums in (("control", control), ("variant", treatment)):
+        errors.flag(
+            sums["overflow"],
+            f"column(s) {columns_named} in {side}: sums of squares overflow floating point",
+        )
         errors.flag(
             sums["imprecise"],
             f"column(s) {columns_named} in {side}: values too far from their mean for the "

@@ -40,7 +40,7 @@ class CupedResult(EffectResult):
 def pooled_theta(control: JointMoments, treatment: JointMoments) -> np.ndarray:
     """θ = cov(y, x) / var(x) over both groups taken as one sample; 0 where var(x) = 0."""
     both = control + treatment
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return np.where(both.var_x > 0, both.cov / np.where(both.var_x > 0, both.var_x, 1.0), 0.0)
 
 
@@ -122,12 +122,12 @@ def cuped_difference(
         treatment.mean_y, treatment.var_y, treatment.n,
         relative=False, errors=RowErrors(shape),
     )  # fmt: skip
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         variance_reduction = 1.0 - absolute.se**2 / unadjusted.se**2
     if relative:
         mean_c, mean_t = origin + control.mean_y, origin + treatment.mean_y
         errors.flag(mean_c == 0, "control mean is zero; relative lift is undefined")
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             scale_t = mean_t / mean_c
             v_t = var_t / (treatment.n * mean_c**2)
             v_c = (

@@ -52,7 +52,7 @@ class Difference:
 
 def welch_df(var_c, n_c, var_t, n_t) -> np.ndarray:
     """Welch-Satterthwaite degrees of freedom of the per-group unit variances."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         se2_c, se2_t = var_c / n_c, var_t / n_t
         return (se2_c + se2_t) ** 2 / (se2_c**2 / (n_c - 1) + se2_t**2 / (n_t - 1))
 
@@ -60,7 +60,7 @@ def welch_df(var_c, n_c, var_t, n_t) -> np.ndarray:
 def relative_variance(mean_c, var_c, n_c, mean_t, var_t, n_t) -> np.ndarray:
     """Delta-method variance of (μt − μc)/|μc| from per-unit variances (gbstats)."""
     mean_c2 = mean_c * mean_c
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return var_t / (mean_c2 * n_t) + var_c * mean_t * mean_t / (mean_c2 * mean_c2 * n_c)
 
 
@@ -96,13 +96,13 @@ def mean_difference(
     errors.flag(np.isnan(var_c), f"control {LOST_PRECISION}")
     errors.flag(np.isnan(var_t), f"treatment {LOST_PRECISION}")
     if equal_var:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             pooled = ((n_c - 1) * var_c + (n_t - 1) * var_t) / (n_c + n_t - 2)
         var_c = var_t = pooled
         df = n_c + n_t - 2.0
     else:
         df = welch_df(var_c, n_c, var_t, n_t)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         se2_c, se2_t = var_c / n_c, var_t / n_t
         if relative:
             level_c, level_t = origin + mean_c, origin + mean_t
@@ -120,7 +120,7 @@ def quantile(probability: float, df: np.ndarray | None) -> np.ndarray:
     """Upper-tail critical value: the t quantile with ``df``, or the normal one."""
     if df is None:
         return np.asarray(special.ndtri(probability))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         return special.stdtrit(df, probability)
 
 
@@ -173,7 +173,7 @@ def finish(
     if given_p_value is not None:
         p_value = given_p_value
     errors = difference.errors
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         overflow = ~(np.isfinite(effect) & np.isfinite(se)) | np.isnan(p_value)
     errors.flag(overflow, "no finite result: the values overflow floating point")
     shape = errors.shape
@@ -243,7 +243,7 @@ def _fieller_interval(
     tail = alpha / 2.0 if alternative == "two-sided" else alpha
     q = quantile(1.0 - tail, difference.df)
     q2 = q * q
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         denominator = mean_c * mean_c - q2 * se2_c
         root = q * np.sqrt(mean_c * mean_c * se2_t + mean_t * mean_t * se2_c - q2 * se2_t * se2_c)
         ratio_low = (mean_t * mean_c - root) / denominator
@@ -312,7 +312,7 @@ def ttest(
             treatment.mean, treatment.var, treatment.n,
             relative=False, equal_var=equal_var,
         )  # fmt: skip
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             statistic = absolute.effect / absolute.se
         interval = _fieller_interval(
             origin + control.mean, origin + treatment.mean, absolute, difference, alpha,
@@ -355,7 +355,7 @@ def proportions_test(
     successes_c, n_c, successes_t, n_t = two_group_counts(successes_c, n_c, successes_t, n_t)
     alpha = check_alpha(alpha)
     alternative = check_alternative(alternative)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         p_c, p_t = successes_c / n_c, successes_t / n_t
     difference = mean_difference(
         p_c, p_c * (1 - p_c), n_c, p_t, p_t * (1 - p_t), n_t, relative=relative, minimum_n=1
@@ -370,7 +370,7 @@ def proportions_test(
     )
     statistic = None
     if pooled:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             p_pooled = (successes_c + successes_t) / (n_c + n_t)
             se_null = np.sqrt(p_pooled * (1 - p_pooled) * (1 / n_c + 1 / n_t))
             statistic = (p_t - p_c) / se_null
@@ -390,7 +390,7 @@ def ratio_moments(moments: JointMoments, errors: RowErrors, group: str):
     var = (var_y − 2 r cov + r² var_x) / x̄² (Deng et al. 2018, "Applying the delta method in
     metric analytics", eq. 4, per unit)."""
     errors.flag(moments.mean_x == 0, f"denominator mean is zero in {group}")
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ratio = moments.mean_y / moments.mean_x
         var = (
             moments.var_y - 2 * ratio * moments.cov + ratio * ratio * moments.var_x
