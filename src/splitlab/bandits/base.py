@@ -84,6 +84,9 @@ class Policy:
     # stays put while its count shrinks
     _decaying: ClassVar[tuple[str, ...] | None] = None
     _reward_range: ClassVar[tuple[float, float] | None] = None
+    # Most policies cost O(n_arms) per call and need no cap; those that do set one.
+    max_arms: ClassVar[int | None] = None
+    _max_arms_reason: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class Policy:
             self.resize(n_arms, n_features)
         elif n_features is not None:
             self.n_features = _positive_int("n_features", n_features)
+            self._check_size(1, self.n_features)
 
     # ------------------------------------------------------------------ sizing
 
@@ -127,9 +131,18 @@ class Policy:
             n_features = _positive_int(
                 "n_features", n_features if n_features is not None else self.n_features
             )
+        self._check_size(n_arms, n_features)
         self.n_arms, self.n_features = n_arms, n_features
         self.arrays = self._prior_state(1, n_arms, n_features)
         self._touch()
+
+    def _check_size(self, n_arms: int, n_features: int | None) -> None:
+        """Refuse sizes whose work has no useful bound (see ``max_arms``)."""
+        if self.max_arms is not None and n_arms > self.max_arms:
+            raise InvalidArgumentError(
+                "n_arms", f"must be at most {self.max_arms} for {type(self).__name__}, "
+                f"got {n_arms}: {self._max_arms_reason}",
+            )  # fmt: skip
 
     def _require_sized(self) -> None:
         if self.n_arms is None:
@@ -443,6 +456,7 @@ class Policy:
     def add_arm(self) -> int:
         """Append an arm with the prior's statistics; returns its index."""
         self._require_sized()
+        self._check_size(self.n_arms + 1, self.n_features)
         prior = self._prior_state(1, self.n_arms + 1, self.n_features)
         for name in self._statistics:
             self.arrays[name] = np.concatenate([self.arrays[name], prior[name][:, -1:]], axis=1)
@@ -484,4 +498,7 @@ class Policy:
 
 
 def _positive_int(name: str, value: object) -> int:
-    return check_integer(name, value, 1)
+    try:
+        return check_integer(name, value, 1)
+    except OverflowError as exc:  # int(inf)
+        raise InvalidArgumentError(name, f"must be a positive integer, got {value!r}") from exc

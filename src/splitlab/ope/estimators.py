@@ -45,7 +45,7 @@ from splitlab._validation import check_alpha, check_choice
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError
 from splitlab.ope import _kernels
 from splitlab.ope.logs import PROBABILITY_TOLERANCE, BanditLog, describe_rows, load_log
-from splitlab.ope.reward_model import KINDS, cross_fitted_rewards
+from splitlab.ope.reward_model import KINDS, bounded_integer, cross_fitted_rewards
 
 __all__ = [
     "ESTIMATORS",
@@ -62,6 +62,7 @@ CI_METHODS = ("normal", "bootstrap")
 # methods and examples", 2013, ch. 9) the weights are too uneven for IPS-type intervals to
 # be trusted; 1% is our default alarm, overridable per call.
 MIN_ESS_FRACTION = 0.01
+MAX_BOOTSTRAP = 100_000  # bootstrap resamples (n_boot)
 
 
 class PoorOverlapWarning(DegenerateDataWarning):
@@ -369,11 +370,11 @@ def evaluate(
     ``action=``, ``reward=``, ``propensity=``, ``context=`` rename its columns). ``target``:
     see :func:`target_probabilities`; arrays (and a ``reward_model`` matrix) have one row
     per row of the source, in source order. ``ci``: "normal" (closed form) or "bootstrap"
-    (``n_boot`` Poisson resamples, ``seed``). ``reward_model``: "ridge" or "logistic"
-    with penalty ``l2``, cross-fitted over ``folds`` (fold assignment from ``seed``), or an
-    (n, K) matrix of predictions q̂(xᵢ, a) from a model fitted elsewhere. ``clip`` caps
-    the IPS weights; ``switch_threshold`` is Switch-DR's τ (None: tuned by estimated MSE;
-    the interval then ignores the tuning).
+    (``n_boot`` Poisson resamples, ``seed``; at most 100,000, time O(n · n_boot)).
+    ``reward_model``: "ridge" or "logistic" with penalty ``l2``, cross-fitted over ``folds``
+    (2 to 100, assigned from ``seed``), or an (n, K) matrix of predictions q̂(xᵢ, a) from a
+    model fitted elsewhere. ``clip`` caps the IPS weights; ``switch_threshold`` is
+    Switch-DR's τ (None: tuned by estimated MSE; the interval then ignores the tuning).
 
     Columns: estimator, estimate, se, ci_low, ci_high, then diagnostics shared by all rows —
     n (rows used), excluded (null rewards dropped), ess (Kish's (Σw)²/Σw²), ess_fraction,
@@ -394,8 +395,12 @@ def evaluate(
     alpha = check_alpha(alpha)
     ci = check_choice("ci", ci, CI_METHODS)
     seed = _check_seed(seed)
-    if ci == "bootstrap" and (int(n_boot) != n_boot or n_boot < 2):
-        raise InvalidArgumentError("n_boot", f"must be an integer of at least 2, got {n_boot!r}")
+    if ci == "bootstrap":
+        n_boot = bounded_integer(
+            "n_boot", n_boot, 2, MAX_BOOTSTRAP,
+            "time and memory grow linearly with the resamples, and at 10^5 the Monte Carlo "
+            "error of a 95% bootstrap quantile is already ~0.1% of the interval",
+        )  # fmt: skip
     if isinstance(reward_model, str):
         check_choice("reward_model", reward_model, KINDS)
     clip = None if clip is None else _positive("clip", clip, allow_inf=True)

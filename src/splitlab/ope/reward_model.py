@@ -28,6 +28,9 @@ from splitlab.ope._kernels import group_gram, predict_linear
 __all__ = ["KINDS", "cross_fitted_rewards", "fit_predict", "sequential_rewards"]
 
 KINDS = ("ridge", "logistic")
+# Cross-fitting refits one model per action and fold: beyond a few dozen folds the fits
+# only get more alike while their cost keeps growing (and a fold needs rows to fit on).
+MAX_FOLDS = 100
 LOGISTIC_ITERATIONS = 50
 LOGISTIC_TOLERANCE = 1e-10
 
@@ -37,9 +40,25 @@ def _check(kind: str, l2: float, folds: int | None = None) -> tuple[str, float]:
     l2 = float(l2)
     if not (np.isfinite(l2) and l2 >= 0.0):
         raise InvalidArgumentError("l2", f"must be finite and non-negative, got {l2!r}")
-    if folds is not None and (int(folds) != folds or folds < 2):
-        raise InvalidArgumentError("folds", f"must be an integer of at least 2, got {folds!r}")
+    if folds is not None:
+        bounded_integer("folds", folds, 2, MAX_FOLDS, "one model per action and fold")
     return kind, l2
+
+
+def bounded_integer(name: str, value: object, minimum: int, maximum: int, reason: str) -> int:
+    """A whole number in [minimum, maximum] (bools, NaN, inf and fractions refused); the
+    error above the cap says why the cap exists."""
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidArgumentError(
+            name, f"must be an integer of at least {minimum}, got {value!r}"
+        ) from exc
+    if isinstance(value, bool) or number != value or number < minimum:
+        raise InvalidArgumentError(name, f"must be an integer of at least {minimum}, got {value!r}")
+    if number > maximum:
+        raise InvalidArgumentError(name, f"must be at most {maximum} ({reason}), got {value!r}")
+    return number
 
 
 def _ridge_coefficients(gram, moment, count, l2):

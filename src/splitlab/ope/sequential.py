@@ -43,9 +43,14 @@ def _look_ends(n: int, looks: object, periods: np.ndarray | None) -> np.ndarray:
             raise InvalidArgumentError("looks", "'period' needs a period column in the log")
         changes = np.flatnonzero(np.diff(periods) != 0) + 1
         return np.append(changes, n)
-    if isinstance(looks, (int, np.integer)):
+    if isinstance(looks, (int, np.integer)) and not isinstance(looks, bool):
         if looks < 1:
             raise InvalidArgumentError("looks", f"must be a positive number of looks, got {looks}")
+        if looks > n:
+            # a look is a row count: more looks than rows would only repeat rows
+            raise InvalidArgumentError(
+                "looks", f"must be at most the number of rows ({n}), got {looks}"
+            )
         ends = np.unique(np.ceil(np.arange(1, looks + 1) * n / looks).astype(np.int64))
         return ends[ends > 0]
     ends = np.asarray(looks, dtype=np.int64)
@@ -90,7 +95,8 @@ def confidence_sequence(
     """The policy value's confidence sequence at each look: one row per look with n, estimate,
     se, ci_low, ci_high (valid at this look whenever it is taken) and running_low,
     running_high (the running intersection, valid too). ``looks``: a number of equally
-    spaced looks, "period" (the end of each serving period) or increasing row counts.
+    spaced looks (at most one per row: the work is linear in the rows), "period" (the end
+    of each serving period) or increasing row counts.
     ``n_star`` defaults to the number of rows (fix it in advance when monitoring a live log).
 
     >>> rng = np.random.default_rng(3)

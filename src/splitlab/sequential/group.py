@@ -69,6 +69,12 @@ DEFAULT_BETA = 0.1
 
 SpendingSpec = str | tuple[str, float] | Callable[[np.ndarray, float], np.ndarray]
 
+# At most this many looks. The recursive integration costs O(k · (12·grid)²) per pass and
+# solving the drift ~30 passes: k = 100 takes ~1.5 s at the default grid (~20 s at
+# grid=200), k = 10⁶ would take days. gsDesign's gsProbability accepts at most 30 analyses
+# and rpact at most 20; 100 leaves room for frequent monitoring.
+MAX_LOOKS = 100
+
 # A look at or beyond this fraction of the planned information is the final analysis.
 _FINAL_FRACTION = 1.0 - 1e-12
 
@@ -181,10 +187,19 @@ def _finite_or_nan(bounds: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(bounds), bounds, np.nan)
 
 
+def _check_looks(name: str, count: int) -> None:
+    if count > MAX_LOOKS:
+        raise InvalidArgumentError(
+            name, f"must be at most {MAX_LOOKS} looks, got {count}: the boundary recursion "
+            "costs O(looks · grid²) per pass",
+        )  # fmt: skip
+
+
 def _check_fractions(name: str, values: object) -> np.ndarray:
     array = as_float_array(name, values)
     if array.ndim != 1 or array.size == 0:
         raise InvalidArgumentError(name, "must be a non-empty 1-D sequence")
+    _check_looks(name, array.size)
     if np.any(array <= 0):
         raise InvalidArgumentError(name, "must be positive (information fractions lie in (0, 1])")
     if np.any(np.diff(array) <= 0):
@@ -236,7 +251,8 @@ class GroupSequentialDesign:
     k, information
         Exactly one: ``k`` equally spaced looks (fractions 1/k, ..., 1), or the increasing
         ``information`` at each look, as fractions or on an absolute scale (normalized by
-        the last value, which becomes ``max_information``).
+        the last value, which becomes ``max_information``). At most :data:`MAX_LOOKS` = 100
+        looks: the work is O(looks · grid²) per pass of the recursion (gsDesign allows 30).
     alpha
         Total type I error; with ``sides=2`` each side spends ``alpha / 2``.
     spending
@@ -251,7 +267,8 @@ class GroupSequentialDesign:
         The drift θ√I_max, i.e. the alternative effect in units of the final standard
         error. None: solved so that the power is 1 − beta.
     grid
-        Jennison-Turnbull grid parameter r (about 12r + 1 nodes per look).
+        Jennison-Turnbull grid parameter r (about 12r + 1 nodes per look), at most 200;
+        the work grows as grid².
 
     Attributes
     ----------
@@ -281,13 +298,17 @@ class GroupSequentialDesign:
         if k is not None:
             if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
                 raise InvalidArgumentError("k", f"must be a positive integer, got {k!r}")
+            _check_looks("k", int(k))
             absolute = np.arange(1, int(k) + 1, dtype=np.float64) / int(k)
         else:
             absolute = _check_fractions("information", information)
         if sides not in (1, 2) or isinstance(sides, bool):
             raise InvalidArgumentError("sides", f"must be 1 or 2, got {sides!r}")
         if isinstance(grid, bool) or not isinstance(grid, numbers.Integral) or not 1 <= grid <= 200:
-            raise InvalidArgumentError("grid", f"must be an integer in [1, 200], got {grid!r}")
+            raise InvalidArgumentError(
+                "grid", f"must be an integer in [1, 200] (at most 200: the work grows as grid²), "
+                f"got {grid!r}",
+            )  # fmt: skip
         self.alpha = check_alpha(alpha)
         self.sides = int(sides)
         self.grid = int(grid)
@@ -428,6 +449,7 @@ class GroupSequentialDesign:
         z = as_float_array("z", z)
         if z.ndim != 1 or z.size == 0:
             raise InvalidArgumentError("z", "must be a non-empty 1-D sequence")
+        _check_looks("z", z.size)
         if information is None and se is None:
             raise InvalidArgumentError("information", "give information or se")
         absolute = None

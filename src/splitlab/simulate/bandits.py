@@ -41,6 +41,10 @@ RECORDS = ("regret", "choices", "rewards", "contexts")
 # Copies per block: blocks are the unit of seeding and of work handed to a thread.
 BLOCK = 32
 MAX_SEED = 2**32 - 1
+# Cells of one recorded (replications, horizon[, features]) array, and of the per-block
+# cumulative-regret sums kept whatever is recorded: 10⁹ float64 cells are 8 GB. Time is
+# linear in replications × horizon × arms; this caps the memory.
+MAX_CELLS = 10**9
 Z_95 = 1.959963984540054
 
 
@@ -116,6 +120,10 @@ def simulate(
     :meth:`Policy.update` does. ``record`` chooses which (replications, horizon) arrays to
     keep (any of "regret", "choices", "rewards", "contexts"); the cumulative-regret curve
     and final regret are always returned. ``threads`` defaults to the usable cores.
+
+    Work is linear: O(replications × horizon × arms) (× features² for contextual policies).
+    Memory is capped: each recorded array holds at most :data:`MAX_CELLS` = 10⁹ cells, and
+    so do the per-block sums ceil(replications / 32) × horizon.
     """
     horizon = _positive_int("horizon", horizon)
     replications = _positive_int("replications", replications)
@@ -138,6 +146,7 @@ def simulate(
             "env", f"must be a splitlab Environment, got {type(env).__name__}"
         )
     _prepare(policy, env)
+    _check_memory(replications, horizon, record, env.n_features)
 
     arrays = env.arrays(horizon)
     contextual = bool(policy.contextual)
@@ -247,6 +256,25 @@ def _prepare(policy, env: Environment) -> None:
             f"draws Gaussian rewards, but {type(policy).__name__} needs rewards in "
             f"[{bounds[0]}, {bounds[1]}]",
         )
+
+
+def _check_memory(replications: int, horizon: int, record, n_features: int) -> None:
+    blocks = -(-replications // BLOCK)
+    if blocks * horizon > MAX_CELLS:
+        raise InvalidArgumentError(
+            "replications" if blocks > horizon else "horizon",
+            f"ceil(replications / {BLOCK}) × horizon must be at most {MAX_CELLS}, got "
+            f"{blocks} × {horizon}: the per-block regret sums alone would not fit",
+        )  # fmt: skip
+    for name in record:
+        width = max(n_features, 1) if name == "contexts" else 1
+        cells = replications * horizon * width
+        if cells > MAX_CELLS:
+            raise InvalidArgumentError(
+                "record", f"recording {name!r} needs {cells} cells (replications × horizon"
+                f"{' × features' if width > 1 else ''}), more than {MAX_CELLS}; record fewer "
+                "arrays (record=() keeps only the regret curve)",
+            )  # fmt: skip
 
 
 def _positive_int(name: str, value: object) -> int:

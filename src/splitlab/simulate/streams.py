@@ -5,7 +5,9 @@ sufficient statistics, a stream of cumulative (n, Σy, Σy²) per arm. :func:`ab
 R independent replications of such a stream at K looks in one numba kernel and returns
 arrays of shape (R, K), so that a whole simulation — every replication at every look — is
 one vectorized call of the test under study. :func:`count_streams` does the same for the
-number of units assigned to each arm, the input of a sample-ratio-mismatch test.
+number of units assigned to each arm, the input of a sample-ratio-mismatch test. Both cost
+time linear in R × K (× the batch size with ``exact=False``) and return at most
+:data:`MAX_CELLS` = 10⁹ cells (R × K, × arms for :func:`count_streams`).
 
 The data-generating laws and how they are drawn are documented in
 :mod:`splitlab.simulate._stream_kernels`: normal batches from the exact law of their
@@ -71,6 +73,20 @@ def _positive_int(name: str, value: object, maximum: int | None = None) -> int:
     if maximum is not None and value > maximum:
         raise InvalidArgumentError(name, f"must be at most {maximum}, got {value!r}")
     return int(value)
+
+
+# Cells of the (replications, looks[, arms]) arrays a call returns: 10⁹ float64 cells are
+# 8 GB (the same cap as :data:`splitlab.simulate.bandits.MAX_CELLS`). Time is linear in
+# replications × looks (× batch_size with exact=False, which draws every unit).
+MAX_CELLS = 10**9
+
+
+def _check_cells(replications: int, looks: int, width: int = 1) -> None:
+    if replications * looks * width > MAX_CELLS:
+        raise InvalidArgumentError(
+            "looks", f"replications × looks{' × arms' if width > 1 else ''} must be at most "
+            f"{MAX_CELLS}, got {replications} × {looks}{f' × {width}' if width > 1 else ''}",
+        )  # fmt: skip
 
 
 def _seed(seed: object) -> int:
@@ -184,6 +200,7 @@ def ab_streams(
     """
     replications = _positive_int("replications", replications)
     looks = _positive_int("looks", looks)
+    _check_cells(replications, looks)
     size_control, size_treatment = _batch_sizes(batch_size)
     distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
     mean = DEFAULT_MEAN[distribution] if mean is None else _number("mean", mean)
@@ -245,5 +262,6 @@ def count_streams(
         )
     if np.any(weights < 0.0) or not weights.sum() > 0.0:
         raise InvalidArgumentError("probabilities", "must be non-negative and not all zero")
+    _check_cells(replications, looks, weights.size)
     seed = _seed(seed)
     return kernels.assignment_counts(replications, looks, batch_size, weights / weights.sum(), seed)
