@@ -67,6 +67,13 @@ def check_alpha(alpha: object, name: str = "alpha") -> float:
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """True or False (numpy's too); 1, "yes" and other truthy values are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidArgumentError(name, f"must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise UnknownOptionError(name, value, tuple(choices))

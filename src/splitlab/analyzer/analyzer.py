@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 import splitlab
-from splitlab._validation import check_alpha, check_choice
+from splitlab._validation import check_alpha, check_bool, check_choice
 from splitlab.analyzer.aggregate import (
     COUNT,
     EXPERIMENT,
@@ -40,7 +40,7 @@ from splitlab.sequential.confseq import confidence_sequence_from_estimate
 from splitlab.sequential.group import GroupSequentialDesign
 from splitlab.sequential.msprt import msprt_from_estimate, msprt_mixing_ratio
 from splitlab.stats.adjustment import cuped_test
-from splitlab.stats.bayesian import gaussian_posterior
+from splitlab.stats.bayesian import _normal_prior, gaussian_posterior
 from splitlab.stats.frequentist import Difference, ratio_test, ttest
 from splitlab.stats.moments import JointMoments, Moments
 from splitlab.stats.multiplicity import adjust_pvalues
@@ -294,7 +294,19 @@ class Analyzer:
                 raise InvalidArgumentError(
                     "weights", f"no weight for variant(s) {unknown} of experiment {experiment!r}"
                 )
-            return np.array([float(weights[v]) for v in variants])
+            split = [weights[v] for v in variants]
+            if not all(
+                isinstance(w, (int, float, np.integer, np.floating))
+                and not isinstance(w, bool)
+                and np.isfinite(w)
+                and w >= 0
+                for w in split
+            ):
+                raise InvalidArgumentError(
+                    "weights",
+                    f"must be non-negative numbers, got {split} for experiment {experiment!r}",
+                )
+            return np.array(split, dtype=float)
         raise InvalidArgumentError(
             "weights", "must be a mapping variant -> weight or experiment -> {variant: weight}"
         )
@@ -345,7 +357,7 @@ class Analyzer:
         >>> table[["variant", "n", "mean", "var"]].to_string(index=False)
         'variant  n  mean  var\\n      b  3   5.0 13.0\\ncontrol  3   3.0  4.0'
         """
-        segment_columns = [segments] if isinstance(segments, str) else list(segments or [])
+        segment_columns = _segment_columns(segments)
         for column in segment_columns:
             self._require_column("segments", column)
         resolved = self._resolve_metrics(metrics, None)
@@ -394,7 +406,9 @@ class Analyzer:
 
         ``method`` is "ttest" (Welch; CUPED where a metric has a covariate; the delta
         method for ratio metrics) or "bayes" (Gaussian posterior of the same estimate,
-        flat prior; adds ``chance_to_win``, ``risk_control``, ``risk_variant``).
+        flat prior unless ``method_options={"prior": (mean, sd)}`` or ``{"prior":
+        {metric: (mean, sd)}}`` on the analysed scale; adds ``chance_to_win``,
+        ``risk_control``, ``risk_variant``).
         ``cuped``: None uses the covariates the metrics name, False ignores them, a
         mapping metric -> column sets them. ``correction`` adjusts p-values within each
         (experiment, segment, metric) family (``correction_scope="metric"``) or across
@@ -422,10 +436,11 @@ class Analyzer:
         method = check_choice("method", method, METHODS)
         options = _method_options(method, method_options)
         alpha = check_alpha(alpha)
+        relative = check_bool("relative", relative)
         if correction is not None:
             correction = check_choice("correction", correction, CORRECTIONS)
         correction_scope = check_choice("correction_scope", correction_scope, CORRECTION_SCOPES)
-        segment_columns = [segments] if isinstance(segments, str) else list(segments or [])
+        segment_columns = _segment_columns(segments)
         for column in segment_columns:
             self._require_column("segments", column)
         resolved = self._resolve_metrics(metrics, cuped)
@@ -607,6 +622,7 @@ class Analyzer:
         method = check_choice("method", method, METHODS)
         options = _method_options(method, method_options)
         alpha = check_alpha(alpha)
+        relative = check_bool("relative", relative)
         (resolved,) = self._resolve_metrics(
             [metric] if not isinstance(metric, list) else metric, cuped
         )
@@ -845,7 +861,9 @@ def _metric_test(
             None,
             RowErrors.from_messages(np.atleast_1d(result.error)),
         )
-        result = gaussian_posterior(difference, prior=None, alpha=alpha, relative=relative)
+        result = gaussian_posterior(
+            difference, prior=_prior_for(metric, options), alpha=alpha, relative=relative
+        )
         extra.update(
             chance_to_win=result.chance_to_win,
             risk_control=result.risk_control,
@@ -902,9 +920,35 @@ def _metric_test(
     return columns
 
 
+def _segment_columns(segments: object) -> list[str]:
+    if segments is None:
+        return []
+    if isinstance(segments, str):
+        return [segments]
+    if isinstance(segments, (list, tuple)) and all(isinstance(s, str) for s in segments):
+        return list(segments)
+    raise InvalidArgumentError(
+        "segments", f"must be a column name or a list of column names, got {segments!r}"
+    )
+
+
+def _positive_number(name: str, value: object) -> float:
+    """A finite positive number given as a method option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidArgumentError("method_options", f"{name!r} must be a number, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise InvalidArgumentError("method_options", f"{name!r} must be positive, got {value!r}")
+    return float(value)
+
+
 def _method_options(method: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check the options of a method: known names and the ones each method needs."""
-    options = dict(options or {})
+    """Check the options of a method: known names, the ones each method needs, and that
+    the numbers are numbers."""
+    if options is not None and not isinstance(options, Mapping):
+        raise InvalidArgumentError(
+            "method_options", f"must be a mapping of option names to values, got {options!r}"
+        )
+    options = {key: value for key, value in (options or {}).items() if value is not None}
     unknown = sorted(set(options) - set(METHOD_OPTIONS[method]))
     if unknown:
         allowed = ", ".join(METHOD_OPTIONS[method]) or "none"
@@ -920,11 +964,28 @@ def _method_options(method: str, options: Mapping[str, Any] | None) -> dict[str,
             raise InvalidArgumentError(
                 "method_options", "method='gst' needs 'planned_n' (units per comparison)"
             )
-        planned = float(options["planned_n"])
-        if not np.isfinite(planned) or planned <= 0:
-            raise InvalidArgumentError("method_options", "'planned_n' must be positive")
+        _positive_number("planned_n", options["planned_n"])
         GroupSequentialDesign(k=1, spending=options.get("spending", "obf"))  # validates it
+    prior = options.get("prior")
+    for pair in prior.values() if isinstance(prior, Mapping) else [] if prior is None else [prior]:
+        _normal_prior(pair, ())
+    for name in ("n_star", "n_plan"):
+        if name in options:
+            _positive_number(name, options[name])
+    tau2 = options.get("tau2")
+    for value in tau2.values() if isinstance(tau2, Mapping) else [] if tau2 is None else [tau2]:
+        _positive_number("tau2", value)
     return options
+
+
+def _prior_for(metric: Metric, options: Mapping[str, Any]):
+    """The (mean, sd) normal prior of this metric's effect, on the scale analysed: one
+    pair for every metric, or a mapping metric -> pair (a metric left out gets a flat
+    prior)."""
+    prior = options.get("prior")
+    if isinstance(prior, Mapping):
+        return prior.get(metric.name)
+    return prior
 
 
 def _sequential_interval(
