@@ -134,7 +134,7 @@ def check_integer(name: str, value: object, minimum: int = 1) -> int:
     kind = "positive" if minimum == 1 else ("non-negative" if minimum == 0 else f">= {minimum}")
     try:
         number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidArgumentError(name, f"must be a {kind} integer, got {value!r}") from exc
     if isinstance(value, bool) or number != value or number < minimum:
         raise InvalidArgumentError(name, f"must be a {kind} integer, got {value!r}")

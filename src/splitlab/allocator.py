@@ -81,7 +81,7 @@ from scipy import stats as scipy_stats
 
 from splitlab._validation import check_integer
 from splitlab.bandits import base as policy_base
-from splitlab.bandits.base import Policy
+from splitlab.bandits.base import REWARD_LIMIT, Policy
 from splitlab.bandits.linear import LinTS, LogisticTS
 from splitlab.bandits.mab import (
     EXP3,
@@ -94,7 +94,6 @@ from splitlab.errors import InvalidArgumentError, UnknownOptionError
 from splitlab.hashing import unit_uniform
 
 SNAPSHOT_FORMAT = 2
-REWARD_LIMIT = 1e100  # |reward| bound: sums of rewards and of their squares cannot overflow
 _MAGIC = b"SPLITLAB-ALLOCATOR\n"
 _LENGTH = struct.Struct("<Q")
 _CHECKSUM = struct.Struct("<I")

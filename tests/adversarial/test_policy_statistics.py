@@ -317,3 +317,41 @@ def test_ridge_theta_is_accurate_to_the_condition_of_the_problem(policy_class, o
     exact, condition = _exact_ridge(contexts, rewards, policy.l2)
     error = np.abs(policy.arrays["theta"][0, 0] - exact).max() / np.abs(exact).max()
     assert error < 100 * condition * np.finfo(float).eps
+
+
+LINEAR = [
+    lambda: bandits.LinUCB(alpha=1.0, n_arms=2, n_features=2),
+    lambda: bandits.LinTS(n_arms=2, n_features=2),
+    lambda: bandits.SquareCB(n_arms=2, n_features=2),
+]
+
+
+@pytest.mark.parametrize("build", LINEAR)
+@pytest.mark.parametrize(
+    "context", [[1e200, 1.0], [-1e101, 0.0], ["1", "2"], [np.nan, 1.0], [1.0, np.inf]]
+)
+def test_contexts_that_would_overflow_the_design_matrix_are_refused(build, context):
+    policy = build()
+    before = {name: value.copy() for name, value in policy.state()["arrays"].items()}
+    with pytest.raises(InvalidArgumentError) as info:
+        policy.update(0, 1.0, context=context)
+    assert info.value.argument == "context"
+    after = policy.state()["arrays"]
+    assert all(np.array_equal(before[name], after[name]) for name in before)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: bandits.GaussianThompson(n_arms=2),
+        lambda: bandits.EpsilonGreedy(n_arms=2),
+        lambda: bandits.UCB1(n_arms=2),
+    ],
+)
+def test_rewards_whose_squares_would_overflow_are_refused(build):
+    policy = build()
+    with pytest.raises(InvalidArgumentError) as info:
+        policy.update(0, 1e308)
+    assert info.value.argument == "reward"
+    policy.update(0, 1e100)  # the limit itself is accepted
+    assert np.isfinite(policy.probabilities()).all()

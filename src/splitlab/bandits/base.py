@@ -59,6 +59,11 @@ def draw_from(probabilities: np.ndarray, uniform: float) -> int:
     return min(arm, int(np.flatnonzero(probabilities > 0)[-1]))
 
 
+# magnitudes whose squares, summed over up to 1e9 updates, stay inside float64
+CONTEXT_LIMIT = 1e100
+REWARD_LIMIT = 1e100
+
+
 class Policy:
     """Base class: validation, caching, state, merge; subclasses supply the statistics.
 
@@ -162,15 +167,22 @@ class Policy:
             return None
         if context is None:
             raise InvalidArgumentError("context", f"{type(self).__name__} needs a context")
-        array = np.asarray(context, dtype=np.float64)
+        raw = context if isinstance(context, np.ndarray) else np.asarray(context)
+        if raw.dtype.kind not in "biuf":
+            raise InvalidArgumentError("context", f"must be numeric, got {raw.dtype} values")
+        array = raw.astype(np.float64, copy=False)
         expected = (array.shape[0], self.n_features) if batch and array.ndim == 2 else None
         if (batch and array.shape != expected) or (not batch and array.shape != (self.n_features,)):
             raise InvalidArgumentError(
                 "context",
                 f"must have {self.n_features} features per row, got shape {array.shape}",
             )
-        if not np.isfinite(array).all():  # the method: np.all's dispatch costs ~1 µs here
-            raise InvalidArgumentError("context", "contains NaN or infinite values")
+        # one comparison refuses NaN, inf and magnitudes whose outer products (summed over
+        # up to 1e9 updates) would overflow A; the method: np.all's dispatch costs ~1 µs
+        if not (np.abs(array) <= CONTEXT_LIMIT).all():
+            raise InvalidArgumentError(
+                "context", f"contains NaN, infinite values or values beyond ±{CONTEXT_LIMIT:g}"
+            )
         return array
 
     def _check_available(self, available: object) -> np.ndarray | None:
@@ -207,6 +219,10 @@ class Policy:
             raise InvalidArgumentError("reward", f"must be a number, got {reward!r}") from exc
         if not math.isfinite(value):
             raise InvalidArgumentError("reward", "must be finite")
+        if abs(value) > REWARD_LIMIT:
+            raise InvalidArgumentError(
+                "reward", f"must be at most {REWARD_LIMIT:g} in magnitude, got {reward!r}"
+            )
         bounds = self._reward_range
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
             raise InvalidArgumentError(
