@@ -9,7 +9,6 @@ runs it.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -95,37 +94,8 @@ UNITS = (
 DATASETS = {"units": UNITS, "events": EVENTS}
 
 
-# ---------------------------------------------------------------------- Spark
-
-
-def _java_found() -> bool:
-    home = os.environ.get("JAVA_HOME")
-    return shutil.which("java") is not None or bool(home and Path(home, "bin", "java").exists())
-
-
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip(
-        "pyspark", reason="pyspark is not installed (pip install 'splitlab[spark]')"
-    )
-    if not _java_found():
-        pytest.skip("no Java runtime found for Spark (install a JDK, e.g. openjdk-17-jre-headless)")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("splitlab-test-sources")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 # ---------------------------------------------------------------------- sources
+# (Spark frames come from the session-wide ``spark`` fixture of conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ engine reads, two-pass, so nothing in them shares splitlab's arithmetic.
 
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -86,32 +84,6 @@ def _datasets() -> dict[str, pd.DataFrame]:
 
 
 DATASETS = _datasets()
-
-
-def _java_found() -> bool:
-    home = os.environ.get("JAVA_HOME")
-    return shutil.which("java") is not None or bool(home and Path(home, "bin", "java").exists())
-
-
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip(
-        "pyspark", reason="pyspark is not installed (pip install 'splitlab[spark]')"
-    )
-    if not _java_found():
-        pytest.skip("no Java runtime found for Spark")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("splitlab-test-stable-statistics")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
 
 
 def _source(kind: str, frame: pd.DataFrame, tmp_path: Path, request):
