@@ -94,6 +94,9 @@ from splitlab.errors import InvalidArgumentError, UnknownOptionError
 from splitlab.hashing import unit_uniform
 
 SNAPSHOT_FORMAT = 2
+# Format 1 snapshots (before per-origin deltas) are converted on reading; its deltas were
+# increments, which cannot be merged into per-origin cumulative statistics.
+_READABLE_FORMATS = {"snapshot": (2, 1), "delta": (2,)}
 _MAGIC = b"SPLITLAB-ALLOCATOR\n"
 _LENGTH = struct.Struct("<Q")
 _CHECKSUM = struct.Struct("<I")
@@ -1096,8 +1099,8 @@ class Allocator:
         **options: Any,
     ) -> Allocator:
         """:meth:`restore` from a file written by :meth:`save` (``expect`` and the other
-        options as there). Temporary files that killed saves left in the directory are
-        removed first."""
+        options as there): snapshot formats 2 and 1 (converted as :meth:`restore` says).
+        Temporary files that killed saves left in the directory are removed first."""
         target = Path(path)
         _remove_stale_temporaries(target.parent)
         try:
@@ -1129,6 +1132,18 @@ class Allocator:
         indices, valid posteriors, counters that agree); anything wrong raises
         :class:`~splitlab.errors.InvalidArgumentError` for ``blob`` naming the field.
 
+        **Formats read**: 2, which :meth:`snapshot` writes, and 1, written by splitlab
+        before per-origin deltas, converted on reading and checked as strictly (a
+        snapshot taken afterwards is format 2). In a format-1 snapshot the
+        statistics beyond its delta base (its own decisions and rewards since its last
+        :meth:`delta`, never shipped) become the contribution of an earlier incarnation
+        under the origin ``"<writer epoch>:<deltas it had sent>"``, so the next delta
+        ships them, once even from two replicas restored from that one snapshot; what it
+        had sent or merged is common to the replicas already and stays out of deltas.
+        Format-1 deltas themselves cannot be merged. A GaussianThompson's sums (n, Σr,
+        Σr²) become count, mean and centred M2 (:meth:`GaussianThompson.from_state
+        <splitlab.bandits.GaussianThompson.from_state>`).
+
         >>> alloc = Allocator(["a", "b"], seed=0, salt="exp-1")
         >>> blob = alloc.snapshot()
         >>> Allocator.restore(blob, expect={"arms": ["a", "b"], "salt": "exp-1"}).arms
@@ -1144,15 +1159,22 @@ class Allocator:
             raise InvalidArgumentError("clock", "must be a function returning seconds")
         header, arrays = _unpack(blob, "snapshot")
         try:
+            if header["format"] == 1:
+                header, arrays = _from_format1(header, arrays)
             return cls._from_snapshot(header, arrays, sticky_store, clock, expected)
-        except InvalidArgumentError as exc:
-            if exc.argument == "blob":
-                raise
-            raise InvalidArgumentError("blob", f"{exc.argument}: {exc.problem}") from exc
         except Exception as exc:  # the checks below are meant to be complete; this is the net
-            raise InvalidArgumentError(
-                "blob", f"snapshot content is inconsistent: {exc!r}"
-            ) from exc
+            converted = header["format"] != SNAPSHOT_FORMAT
+            if isinstance(exc, InvalidArgumentError):
+                if exc.argument == "blob" and not converted:
+                    raise
+                problem = (
+                    f"{exc.argument}: {exc.problem}" if exc.argument != "blob" else exc.problem
+                )
+            else:
+                problem = f"snapshot content is inconsistent: {exc!r}"
+            if converted:
+                problem += f" (in a format {header['format']} snapshot)"
+            raise InvalidArgumentError("blob", problem) from exc
 
     @classmethod
     def _from_snapshot(cls, header, arrays, sticky_store, clock, expected) -> Allocator:
@@ -1478,6 +1500,10 @@ _STATE = (
     "period", "version", "rewards_since_refresh", "seconds_since_refresh", "srm_periods",
     "origin", "events", "seen", "pending_ids", "pending_units", "done", "sticky",
 )  # fmt: skip
+_STATE_FORMAT1 = (
+    *(key for key in _STATE if key not in ("origin", "events", "seen")), "delta_sequence",
+    "merged",
+)  # fmt: skip
 _COUNT_RULES = {name: {"minimum": 0, "whole": True} for name in ("decisions", "rewards")}
 _EXPECTABLE = ("arms", "policy", "salt")
 
@@ -1628,6 +1654,116 @@ def _read_contributions(
     except InvalidArgumentError as exc:
         raise InvalidArgumentError("delta", exc.problem) from exc
     return contributions
+
+
+def _from_format1(
+    header: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A format-1 snapshot as a format-2 one, for the format-2 reader (which then checks
+    every field). Format 1 differs in its replica bookkeeping and, for GaussianThompson, in
+    its statistics; everything else (settings, counters, generator, pending decisions, SRM
+    periods, sticky units, decision ids) has the same fields.
+
+    Format 1 shipped *increments*: ``base.*`` held the statistics at the replica's last
+    :meth:`~Allocator.delta` plus every delta it merged, ``delta_sequence`` the deltas its
+    lineage had sent and ``merged`` the (origin, sequence) of those it had merged. So
+    ``base.*`` is what the replicas already share (a format-2 base: nobody's contribution)
+    and the rest is this replica's own, never shipped. That rest becomes an earlier
+    incarnation's contribution (``seen``, as for a format-2 snapshot's origin) under the
+    origin ``"<writer epoch>:<delta_sequence>"`` (the writer is the last epoch in
+    ``issued``), with one event per decision and reward beyond the base. Two replicas
+    restored from one snapshot then ship it under one origin, and it is counted once.
+    ``merged`` only recognized repeated format-1 deltas: it is checked and dropped.
+    """
+    arms = _check_arms(_field(header, "arms", ""))
+    n_arms = len(arms)
+    state = _as_dict(_field(header, "state", ""), "state", set(_STATE_FORMAT1))
+    sequence = _as_int(state["delta_sequence"], "state.delta_sequence")
+    merged = set()
+    for position, entry in enumerate(_as_list(state["merged"], "state.merged")):
+        where = f"state.merged[{position}]"
+        origin, number = _as_list(entry, where, 2)
+        key = (_as_str(origin, where), _as_int(number, where, minimum=1))
+        if key in merged:
+            raise _corrupt(where, f"repeats the merged delta {list(key)}")
+        merged.add(key)
+    merged_count = _as_dict(state["counters"], "state.counters").get("merged_deltas")
+    if merged_count != len(merged):
+        raise _corrupt(
+            "state.merged",
+            f"lists {len(merged)} merged delta(s) but counters.merged_deltas is {merged_count!r}",
+        )
+    epochs = list(_as_dict(state["issued"], "state.issued"))
+    if not epochs:
+        raise _corrupt("state.issued", "is empty (its last epoch is the snapshot's writer)")
+    writer = _as_str(epochs[-1], "state.issued")
+    beyond_base = 0
+    for key in ("decisions", "rewards"):
+        counts = _int_list(state[key], f"state.{key}", n_arms)
+        base = _array(arrays, f"base.{key}", (n_arms,), **_COUNT_RULES[key])
+        beyond_base += sum(counts) - sum(int(value) for value in base)
+    upgraded = {k: v for k, v in state.items() if k not in ("delta_sequence", "merged")}
+    # fewer decisions or rewards than the base are refused by the format-2 reader
+    upgraded.update(origin=f"{writer}:{sequence}", events=max(beyond_base, 0), seen=[])
+    if header.get("policy") == GaussianThompson.__name__:
+        arrays = _gaussian_from_sums(header, arrays, n_arms)
+    return {**header, "state": upgraded}, arrays
+
+
+def _gaussian_from_sums(
+    header: dict[str, Any], arrays: dict[str, np.ndarray], n_arms: int
+) -> dict[str, np.ndarray]:
+    """GaussianThompson's format-1 arrays, the sums n, Σr, Σr² per arm, as format 2's: the
+    policy's count, mean and centred M2 (converted by ``GaussianThompson.from_state``) and
+    the deltas' sums about the prior mean (its ``additive_statistics``)."""
+    hyperparameters = _as_dict(_field(header, "hyperparameters", ""), "hyperparameters")
+    names = GaussianThompson._sum_statistics
+    prefixes = ["policy", "base.policy"]
+    if any(name.startswith("serving.") for name in arrays):
+        prefixes.append("serving")
+    converted = {
+        name: array
+        for name, array in arrays.items()
+        if not any(name == f"{prefix}.{k}" for prefix in prefixes for k in names)
+    }
+    for prefix in prefixes:
+        sums = {k: _array(arrays, f"{prefix}.{k}", (n_arms,)) for k in names}
+        problem = _sums_problem(*sums.values())
+        if problem is not None:
+            raise _corrupt(prefix, problem)
+        policy = GaussianThompson.from_state(
+            {
+                "policy": GaussianThompson.__name__,
+                "format": policy_base.STATE_FORMAT,
+                "hyperparameters": hyperparameters,
+                "n_arms": n_arms,
+                "n_features": None,
+                "arrays": sums,
+            }
+        )
+        if prefix == "base.policy":
+            statistics = policy.additive_statistics()
+        else:
+            statistics = {k: v[0] for k, v in policy.arrays.items()}
+        converted.update({f"{prefix}.{k}": v for k, v in statistics.items()})
+    return converted
+
+
+def _sums_problem(counts: np.ndarray, sums: np.ndarray, sums_sq: np.ndarray) -> str | None:
+    """Why per-arm (weighted) n, Σr, Σr² are sums no rewards have, or None. Σr² − (Σr)²/n
+    may fall below zero only by its rounding, a few (n + 1)·u of Σr²."""
+    if np.any(counts < 0) or np.any(sums_sq < 0):
+        return "has negative counts or sums of squares"
+    if np.any((counts == 0) & ((sums != 0) | (sums_sq != 0))):
+        return "has reward sums for an arm without rewards"
+    if np.any(np.abs(sums) / REWARD_LIMIT > counts) or np.any(sums_sq / REWARD_LIMIT**2 > counts):
+        return f"has reward sums beyond those of rewards within ±{REWARD_LIMIT:g}"
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        m2 = sums_sq - sums * np.where(counts > 0, sums / counts, 0.0)
+        impossible = m2 < -8 * np.finfo(np.float64).eps * (counts + 1) * sums_sq
+    if np.any(impossible):
+        return "has sums of squares below (Σr)²/n: no rewards have these sums"
+    return None
 
 
 def _expectations(expect: object) -> dict[str, Any]:
@@ -1840,11 +1976,12 @@ def _unpack(blob: object, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarr
         raise InvalidArgumentError("blob", "has an unreadable header") from exc
     if not isinstance(header, dict):
         raise InvalidArgumentError("blob", "has a header that is not a JSON object")
-    if header.get("format") != SNAPSHOT_FORMAT:
+    found, readable = header.get("format"), _READABLE_FORMATS[kind]
+    if type(found) is not int or found not in readable:
         raise InvalidArgumentError(
             "blob",
-            f"has format {header.get('format')!r}; this splitlab ({_version()}) reads format "
-            f"{SNAPSHOT_FORMAT}",
+            f"has format {found!r}; this splitlab ({_version()}) reads {kind} format"
+            f"{'s' if len(readable) > 1 else ''} {' and '.join(map(str, readable))}",
         )
     if header.get("kind") != kind:
         raise InvalidArgumentError("blob", f"is a {header.get('kind')}, not a {kind}")
