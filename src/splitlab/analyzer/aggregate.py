@@ -47,6 +47,7 @@ FREQUENCIES = {"D": "day", "W": "week", "M": "month"}
 CONDITION_LIMIT = 1e3
 MAX_GROUP_SHIFTS = 256  # branches of the per-group CASE of the last pass
 _INT64_SPAN = 2**62
+_ROUNDING_BOUND = 8 * np.finfo(float).eps
 _INTEGER_TYPES = (nw.Int8, nw.Int16, nw.Int32, nw.Int64, nw.UInt8, nw.UInt16, nw.UInt32)
 
 
@@ -106,6 +107,8 @@ class Query:
                 nw.when(missing).then(nw.col("__events")).otherwise(0).sum().alias("__null_units")
             )
         deviations: dict[str, nw.Expr] = {}
+        # the 0/1 check of proportion metrics needs each group's smallest and largest value
+        bounded = {self.values[m.name][0].alias for m in self.metrics if m.kind == "proportion"}
         for metric in self.metrics:
             for value in self.values[metric.name]:
                 if value is None or value.alias in deviations:
@@ -121,7 +124,7 @@ class Query:
                     deviation.sum().alias(f"{value.alias}_s1"),
                     (deviation * deviation).sum().alias(f"{value.alias}_s2"),
                 ]
-                if first_pass and (value.integer or metric.kind == "proportion"):
+                if first_pass and value.alias in bounded:
                     aggregations += [
                         column.min().alias(f"{value.alias}_min"),
                         column.max().alias(f"{value.alias}_max"),
@@ -291,11 +294,19 @@ class Query:
 
 
 def _fits_int64(table: pd.DataFrame, alias: str, rows: np.ndarray, level: float) -> bool:
-    """Whether every value of these rows minus round(level) fits in int64."""
+    """Whether every value of these rows minus round(level) surely fits in int64.
+
+    No value lies further from its group's mean than sqrt(M2) (one squared deviation is at
+    most their sum), and the first pass's M2 is off by at most 8·ε·n·Σy² (recursive
+    summation), so the bound needs no min/max aggregate.
+    """
     shift = int(np.float64(round(level)))
-    low = int(table.loc[rows, f"{alias}_min"].min())
-    high = int(table.loc[rows, f"{alias}_max"].max())
-    return abs(high - shift) < _INT64_SPAN and abs(shift - low) < _INT64_SPAN
+    mean, m2 = _centred(table, alias)
+    n = table[COUNT].to_numpy(float)[rows]
+    s2 = table[f"{alias}_s2"].to_numpy(float)[rows]
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.sqrt(m2[rows] + _ROUNDING_BOUND * n * s2) + np.abs(mean[rows] - shift)
+    return bool(np.all(spread < _INT64_SPAN / 2))
 
 
 def _centred(table: pd.DataFrame, alias: str) -> tuple[np.ndarray, np.ndarray]:
