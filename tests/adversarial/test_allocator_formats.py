@@ -302,8 +302,10 @@ def test_gaussian_thompson_pending_decisions_update_the_moments():
 def _design(steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A = λI + Σxxᵀ, b = Σrx and the update count per arm, in exact arithmetic."""
     arms, d, l2 = script.LINUCB["arms"], script.LINUCB["n_features"], script.LINUCB["l2"]
-    design = [[[Fraction(l2) if i == j else Fraction(0) for j in range(d)] for i in range(d)]]
-    design = [copy.deepcopy(design[0]) for _ in arms]
+    design = [
+        [[Fraction(l2) if i == j else Fraction(0) for j in range(d)] for i in range(d)]
+        for _ in arms
+    ]
     response = [[Fraction(0)] * d for _ in arms]
     updates = [0] * len(arms)
     for arm, context, reward in steps:
@@ -313,7 +315,7 @@ def _design(steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             for j in range(d):
                 design[k][i][j] += x[i] * x[j]
         updates[k] += 1
-    as_float = np.vectorize(float)
+    as_float = np.vectorize(float, otypes=[np.float64])
     return (
         as_float(np.array(design, dtype=object)),
         as_float(np.array(response, dtype=object)),
