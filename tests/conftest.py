@@ -8,26 +8,60 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = ROOT / "tests" / "data" / "reference"  # how they were made: README.md there
+
+
+class MissingReference(dict):
+    """Stands in for the cases of a reference file that cannot be read: any test given it
+    fails (a missing reference must never pass, skip or xfail)."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__()
+        self.message = f"reference file {path} {problem}"
+
+    def __getitem__(self, key):
+        pytest.fail(self.message)
+
+    get = __getitem__
+
+
+def _read(name: str) -> dict | MissingReference:
+    path = REFERENCE / name
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return MissingReference(path, "is missing")
+    except (OSError, ValueError) as exc:
+        return MissingReference(path, f"cannot be read: {exc}")
 
 
 def load_reference(name: str) -> dict:
-    path = REFERENCE / name
-    if not path.exists():
-        pytest.fail(f"reference file {path} is missing: shared/ must lie beside the repository")
-    return json.loads(path.read_text())
+    data = _read(name)
+    if isinstance(data, MissingReference):
+        pytest.fail(data.message)
+    return data
 
 
-def gbstats_cases(*kinds: str) -> list[dict]:
-    path = REFERENCE / "gbstats.json"
-    if not path.exists():
-        return [pytest.param(None, marks=pytest.mark.xfail(reason=f"{path} missing", run=False))]
-    cases = json.loads(path.read_text())["cases"]
+def reference_params(name: str, key: str, select, describe) -> list:
+    """One ``pytest.param`` per entry of ``key`` in reference file ``name`` that ``select``
+    keeps, with ids from ``describe``; a single failing param if the file cannot be read."""
+    data = _read(name)
+    if isinstance(data, MissingReference):
+        return [pytest.param(data, id=f"{name}-unreadable")]
     return [
-        pytest.param(case, id=f"{case['kind']}-{'rel' if case['relative'] else 'abs'}-{i}")
-        for i, case in enumerate(cases)
-        if case["kind"] in kinds
+        pytest.param(entry, id=describe(index, entry))
+        for index, entry in enumerate(data[key])
+        if select(entry)
     ]
+
+
+def gbstats_cases(*kinds: str) -> list:
+    return reference_params(
+        "gbstats.json",
+        "cases",
+        lambda case: case["kind"] in kinds,
+        lambda i, case: f"{case['kind']}-{'rel' if case['relative'] else 'abs'}-{i}",
+    )
 
 
 def _java_found() -> bool:

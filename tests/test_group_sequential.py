@@ -2,7 +2,7 @@
 
 Independent checks, none derived from splitlab's own output:
 
-* ``shared/reference/group_sequential.json`` (99 designs, 4001-point Simpson grid);
+* ``tests/data/reference/group_sequential.json`` (99 designs, 4001-point Simpson grid);
 * published boundaries: Lan-DeMets O'Brien-Fleming type, two-sided α = 0.05, K = 5:
   4.877, 3.357, 2.680, 2.290, 2.031 (gsDesign, ldbounds, Jennison & Turnbull);
 * gsDesign's documented designs (sample-size ratio 1.0189482 of the one-interim HSD(−3)
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from conftest import REFERENCE, load_reference
+from conftest import reference_params
 from splitlab.errors import InvalidArgumentError, ShapeMismatchError, UnknownOptionError
 from splitlab.sequential import _group_kernels as kernels
 from splitlab.sequential.group import GroupSequentialDesign, spending_function
@@ -31,18 +31,15 @@ PATHS = 200_000
 
 
 def reference_designs() -> list:
-    path = REFERENCE / "group_sequential.json"
-    if not path.exists():
-        return [pytest.param(None, marks=pytest.mark.xfail(reason=f"{path} missing", run=False))]
-    designs = load_reference("group_sequential.json")["designs"]
-    return [
-        pytest.param(
-            design,
-            id=f"{design['spending']}{design['param'] or ''}-s{design['sides']}-"
-            f"a{design['alpha']}-k{len(design['information'])}-{i}",
-        )
-        for i, design in enumerate(designs)
-    ]
+    return reference_params(
+        "group_sequential.json",
+        "designs",
+        lambda design: True,
+        lambda i, design: (
+            f"{design['spending']}{design['param'] or ''}-s{design['sides']}-"
+            f"a{design['alpha']}-k{len(design['information'])}-{i}"
+        ),
+    )
 
 
 def simulate_z(fractions, drift: float, paths: int, seed: int) -> np.ndarray:
