@@ -1,6 +1,6 @@
 """Throughput of splitlab's summary-statistics t-test against a bare numpy formula.
 
-Budget (shared/DESIGN.md, "Performance budgets"): summary-statistics tests run at
+Budget (docs/architecture.md, "Performance budgets"): summary-statistics tests run at
 >= 10^6 comparisons/s and within 3x of a bare numpy formula doing the same work.
 
 One comparison is one (control, treatment) pair of ``Moments(n, mean, var)``; 10^6 pairs
@@ -349,7 +349,7 @@ def main(
     components_text = "\n".join(f"| {label} | {format_seconds(s)} |" for label, s in components)
     report = f"""# A/B summary-statistics t-test throughput
 
-Budget (DESIGN.md): >= 10^6 comparisons/s and <= {MAX_RATIO:g}x the bare numpy formula.
+Budget (docs/architecture.md): >= 10^6 comparisons/s and <= {MAX_RATIO:g}x the bare numpy formula.
 {n:,} (control, treatment) pairs per call; best of {repeats} interleaved rounds after one
 warm-up call each; 1-minute load average before timing: {load:.2f} (other processes slow
 every row; compare ratios rather than absolute rates across runs).

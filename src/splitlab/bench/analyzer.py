@@ -1,6 +1,6 @@
 """End-to-end batch analysis of a Parquet file: splitlab's Analyzer against DuckDB and pandas.
 
-Budget (shared/DESIGN.md, "Performance budgets"): a 10^7-row Parquet file, 3 metrics with
+Budget (docs/architecture.md, "Performance budgets"): a 10^7-row Parquet file, 3 metrics with
 CUPED, end to end within 2x of DuckDB's own group-by over the same file; memory bounded by
 the aggregation, not the rows.
 
@@ -493,7 +493,7 @@ def main(
     size = path.stat().st_size / 2**20
     report = f"""# Batch analysis: Analyzer over a Parquet file vs DuckDB and pandas
 
-Budget (DESIGN.md): {args.rows:,}-row Parquet, 3 metrics with CUPED, end to end within
+Budget (docs/architecture.md): {args.rows:,}-row Parquet, 3 metrics with CUPED, end to end within
 {MAX_RATIO:g}x of DuckDB's own group-by over the same file; memory bounded by the
 aggregation, not the rows.
 

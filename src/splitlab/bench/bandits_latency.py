@@ -2,7 +2,7 @@
 
 Budgets (issue 5, "Performance"): <= 2 µs per context-free ``choose`` or ``update`` (10
 arms), <= 10 µs per LinUCB call with d = 20, scoring a batch of 10^5 contexts < 50 ms.
-(shared/DESIGN.md states the looser serving budget of the Allocator: 5 µs and 15 µs.)
+(docs/architecture.md states the looser serving budget of the Allocator: 5 µs and 15 µs.)
 
 Workloads, each on a policy warmed with 1,000 seeded observations:
 

@@ -1,7 +1,7 @@
 """Regret of every splitlab bandit policy on the standard environments, and the simulation
 speed budget.
 
-Budget (shared/DESIGN.md, "Performance budgets"): 1,000 replications x 10,000 steps of a
+Budget (docs/architecture.md, "Performance budgets"): 1,000 replications x 10,000 steps of a
 10-arm Thompson sampler in < 10 s on 2 cores. Claim (issue 5, "Evidence"): on the 10-arm
 Bernoulli testbed Thompson sampling, KL-UCB and UCB1 reach sublinear regret and beat
 epsilon-greedy; on a linear contextual environment LinUCB/LinTS/SquareCB beat every
