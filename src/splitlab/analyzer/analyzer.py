@@ -34,6 +34,7 @@ from splitlab.analyzer.aggregate import (
     merge_groups,
 )
 from splitlab.analyzer.metrics import Metric, as_metrics
+from splitlab.analyzer.readout import ALL_UNITS, SRM_ALPHA, Readout
 from splitlab.analyzer.sources import Source, open_source
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError, SplitlabError
 from splitlab.sequential.confseq import confidence_sequence_from_estimate
@@ -69,8 +70,6 @@ METHOD_OPTIONS = {
 }
 CORRECTIONS = ("bonferroni", "holm", "bh", "by")
 CORRECTION_SCOPES = ("metric", "experiment")
-ALL_UNITS = "all"
-SRM_ALPHA = 0.001  # GrowthBook's and Statsig's default threshold for flagging an SRM
 
 RESULT_COLUMNS = [
     "experiment", "segment", "metric", "variant", "n_control", "n_variant",
@@ -701,12 +700,51 @@ class Analyzer:
         by = [segments] if isinstance(segments, str) else list(segments or [])[:1]
         return explain(self._query(resolved, by=by), self.source.engine)
 
-    def report(self, path, metrics: object, **options: Any):
-        """Write a self-contained HTML report of :meth:`analyze` (and the timeline when a
-        ``date`` column is known) to ``path``, atomically."""
+    def readout(self, metrics: object, *, freq: str = "D", **analyze_options: Any) -> Readout:
+        """Everything a report shows, computed once: :meth:`analyze` of ``metrics`` with
+        ``analyze_options``, :meth:`srm`, and — when a ``date`` column is known — each
+        metric's cumulative :meth:`timeline` (periods of ``freq``) with the same
+        ``method``, ``relative``, ``cuped``, ``alpha`` and ``method_options`` (a metric
+        whose timeline cannot be computed gets the reason instead).
+
+        >>> import pandas as pd
+        >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 50,
+        ...                      "revenue": [1.0, 2.0, 0.0, 2.5] * 25})
+        >>> readout = Analyzer(data).readout(["revenue"])
+        >>> len(readout.results), readout.control_of("e1"), readout.mismatched
+        (1, 'control', set())
+        """
+        results = self.analyze(metrics, **analyze_options)
+        srm = self.srm()
+        timelines: dict[str, pd.DataFrame | str] = {}
+        if self.date is not None:
+            shared = {
+                key: analyze_options[key]
+                for key in ("method", "relative", "alpha", "method_options")
+                if key in analyze_options
+            }
+            cuped = analyze_options.get("cuped")
+            for metric in as_metrics(metrics):
+                own = (
+                    {k: v for k, v in cuped.items() if k == metric.name}
+                    if isinstance(cuped, Mapping)
+                    else cuped
+                )
+                try:
+                    timelines[metric.name] = self.timeline(metric, freq, cuped=own, **shared)
+                except SplitlabError as exc:
+                    timelines[metric.name] = str(exc)
+        controls = {e: self._control_label(e) for e in dict.fromkeys(results["experiment"])}
+        return Readout(results, srm, timelines, controls)
+
+    def report(
+        self, path, metrics: object, *, title: str | None = None, freq: str = "D", **options: Any
+    ):
+        """Write a self-contained HTML report of :meth:`readout` to ``path``, atomically
+        (:func:`~splitlab.analyzer.report.write_report`); returns the path written."""
         from splitlab.analyzer.report import write_report
 
-        return write_report(self, path, metrics, **options)
+        return write_report(self.readout(metrics, freq=freq, **options), path, title=title)
 
     def _provenance(
         self, what: str, parameters: dict[str, Any], statistics: pd.DataFrame

@@ -12,8 +12,9 @@ a reader never sees half a report and a failed write leaves an existing report u
 >>> from splitlab import Analyzer
 >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 50,
 ...                      "revenue": [1.0, 2.0, 0.0, 2.5] * 25})
+>>> readout = Analyzer(data).readout(["revenue"])
 >>> with tempfile.TemporaryDirectory() as folder:
-...     path = write_report(Analyzer(data), Path(folder) / "report.html", ["revenue"])
+...     path = write_report(readout, Path(folder) / "report.html")
 ...     path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 True
 """
@@ -31,7 +32,6 @@ import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,14 +40,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-import splitlab
 from splitlab.analyzer.aggregate import PERIOD
-from splitlab.analyzer.analyzer import ALL_UNITS, SRM_ALPHA
-from splitlab.analyzer.metrics import Metric, as_metrics
-from splitlab.errors import InvalidArgumentError, SplitlabError
-
-if TYPE_CHECKING:
-    from splitlab.analyzer.analyzer import Analyzer
+from splitlab.analyzer.metrics import Metric
+from splitlab.analyzer.readout import ALL_UNITS, SRM_ALPHA, Readout
+from splitlab.errors import InvalidArgumentError
 
 DEFAULT_TITLE = "Experiment report"
 PANEL_COLUMNS = 3  # plot panels per figure row
@@ -101,33 +97,28 @@ pre { background: #f6f8fa; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem;
 
 
 def write_report(
-    analyzer: Analyzer,
-    path: str | os.PathLike[str],
-    metrics: object,
-    *,
-    title: str | None = None,
-    freq: str = "D",
-    **analyze_options: Any,
+    readout: Readout, path: str | os.PathLike[str], *, title: str | None = None
 ) -> Path:
-    """Write an HTML report of ``analyzer.analyze(metrics, **analyze_options)`` to ``path``.
+    """Write an HTML report of ``readout`` (see :meth:`Analyzer.readout
+    <splitlab.analyzer.analyzer.Analyzer.readout>`) to ``path``.
 
     The report holds the provenance of the results, the sample-ratio check per experiment,
-    the results table, a forest plot of the effects and — when the analyzer knows a
-    ``date`` column — the cumulative effect over time per metric (periods of ``freq``:
-    "D", "W" or "M"), computed with the same ``method``, ``relative``, ``cuped`` and
-    ``alpha``. The parent directory of ``path`` must exist; a path that cannot be written
-    raises :class:`~splitlab.errors.InvalidArgumentError` naming ``path`` (the operating
-    system's error is its ``__cause__``) and leaves any existing report untouched. Returns
-    the path written.
+    the results table, a forest plot of the effects and — when the readout has timelines —
+    the cumulative effect over time per metric. The parent directory of ``path`` must
+    exist; a path that cannot be written raises
+    :class:`~splitlab.errors.InvalidArgumentError` naming ``path`` (the operating system's
+    error is its ``__cause__``) and leaves any existing report untouched. Returns the path
+    written.
     """
+    if not isinstance(readout, Readout):
+        raise InvalidArgumentError(
+            "readout",
+            f"must be a splitlab Readout (Analyzer.readout), got {type(readout).__name__}",
+        )
     target = _check_path(path)
     if title is not None and not isinstance(title, str):
         raise InvalidArgumentError("title", f"must be a string or None, got {type(title).__name__}")
-    results = analyzer.analyze(metrics, **analyze_options)
-    srm = analyzer.srm()
-    timelines = _timelines(analyzer, metrics, freq, analyze_options)
-    document = _document(analyzer, results, srm, timelines, title or DEFAULT_TITLE)
-    _write_atomically(target, document)
+    _write_atomically(target, _document(readout, title or DEFAULT_TITLE))
     return target
 
 
@@ -145,32 +136,6 @@ def _check_path(path: object) -> Path:
             "path", f"directory {str(target.parent)!r} does not exist; create it first"
         )
     return target
-
-
-def _timelines(
-    analyzer: Analyzer, metrics: object, freq: str, options: Mapping[str, Any]
-) -> dict[str, pd.DataFrame | str]:
-    """Per metric name: the cumulative timeline, or why there is none."""
-    if analyzer.date is None:
-        return {}
-    shared = {
-        key: options[key]
-        for key in ("method", "relative", "alpha", "method_options")
-        if key in options
-    }
-    cuped = options.get("cuped")
-    timelines: dict[str, pd.DataFrame | str] = {}
-    for metric in as_metrics(metrics):
-        own_cuped = (
-            {name: column for name, column in cuped.items() if name == metric.name}
-            if isinstance(cuped, Mapping)
-            else cuped
-        )
-        try:
-            timelines[metric.name] = analyzer.timeline(metric, freq, cuped=own_cuped, **shared)
-        except SplitlabError as exc:
-            timelines[metric.name] = str(exc)
-    return timelines
 
 
 # ---------------------------------------------------------------------- writing
@@ -291,23 +256,17 @@ def _table(headers: list[str], rows: list[str]) -> str:
 # ---------------------------------------------------------------------- document
 
 
-def _document(
-    analyzer: Analyzer,
-    results: pd.DataFrame,
-    srm: pd.DataFrame,
-    timelines: Mapping[str, pd.DataFrame | str],
-    title: str,
-) -> str:
-    mismatched = set(srm.loc[srm["mismatch"], "experiment"]) if len(srm) else set()
+def _document(readout: Readout, title: str) -> str:
+    results, srm, mismatched = readout.results, readout.srm, readout.mismatched
     sections = [
         _header(results, title),
         _summary(results, srm, mismatched),
-        _srm_section(analyzer, srm),
+        _srm_section(readout),
         _results_section(results, mismatched),
         _forest_section(results, mismatched),
     ]
-    if timelines:
-        sections.append(_timeline_section(timelines, mismatched, analyzer))
+    if readout.timelines:
+        sections.append(_timeline_section(readout))
     sections.append(_provenance_section(results))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -321,7 +280,7 @@ def _document(
 def _header(results: pd.DataFrame, title: str) -> str:
     attrs = results.attrs
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    version = attrs.get("splitlab_version", splitlab.__version__)
+    version = attrs.get("splitlab_version", "unknown")
     source = attrs.get("source", {})
     described = ", ".join(f"{key}: {value}" for key, value in source.items())
     return (
@@ -359,7 +318,8 @@ def _summary(results: pd.DataFrame, srm: pd.DataFrame, mismatched: set) -> str:
     return f"<section><h2>Summary</h2>{text}</section>"
 
 
-def _srm_section(analyzer: Analyzer, srm: pd.DataFrame) -> str:
+def _srm_section(readout: Readout) -> str:
+    srm = readout.srm
     parts = [
         "<section><h2>Sample-ratio check</h2>",
         '<p class="note">Each experiment\'s unit counts are compared with the planned split '
@@ -370,7 +330,7 @@ def _srm_section(analyzer: Analyzer, srm: pd.DataFrame) -> str:
         counts = np.asarray(record.counts, dtype=float)
         planned = np.asarray(record.expected_share, dtype=float)
         total = counts.sum()
-        control = _control_of(analyzer, experiment)
+        control = readout.control_of(experiment)
         rows = []
         for variant, count, share in zip(record.variants, counts, planned, strict=True):
             label = _e(variant)
@@ -409,11 +369,6 @@ def _experiment_major(frame: pd.DataFrame) -> pd.DataFrame:
     order = {name: index for index, name in enumerate(dict.fromkeys(frame["experiment"]))}
     ranks = frame["experiment"].map(order).to_numpy()
     return frame.iloc[np.argsort(ranks, kind="stable")]
-
-
-def _control_of(analyzer: Analyzer, experiment: object) -> object:
-    control = analyzer.control
-    return control.get(experiment) if isinstance(control, Mapping) else control
 
 
 def _results_section(results: pd.DataFrame, mismatched: set) -> str:
@@ -608,9 +563,8 @@ def _panel_grid(columns: int, lines: int, *, width: float, height: float) -> Fig
     return figure
 
 
-def _timeline_figure(
-    metric: str, timeline: pd.DataFrame, mismatched: set, analyzer: Analyzer
-) -> Figure:
+def _timeline_figure(metric: str, timeline: pd.DataFrame, readout: Readout) -> Figure:
+    mismatched = readout.mismatched
     experiments = list(dict.fromkeys(timeline["experiment"]))
     columns = min(len(experiments), PANEL_COLUMNS)
     lines = math.ceil(len(experiments) / columns)
@@ -621,7 +575,7 @@ def _timeline_figure(
     relative = (timeline["scale"] == "relative").any()
     for ax, experiment in zip(axes, experiments, strict=False):
         subset = timeline[timeline["experiment"] == experiment]
-        control = _control_of(analyzer, experiment)
+        control = readout.control_of(experiment)
         for variant, group in subset.groupby("variant", sort=False):
             group = group.sort_values(PERIOD)
             when = pd.to_datetime(group[PERIOD]).to_numpy()
@@ -666,21 +620,19 @@ def _timeline_figure(
     return figure
 
 
-def _timeline_section(
-    timelines: Mapping[str, pd.DataFrame | str], mismatched: set, analyzer: Analyzer
-) -> str:
+def _timeline_section(readout: Readout) -> str:
     parts = [
         "<section><h2>Over time</h2>",
         '<p class="note">Cumulative effect by exposure period: each point uses every unit '
         "exposed up to that period; the band is the interval at that point. These are "
         "fixed-horizon intervals: reading them repeatedly overstates certainty.</p>",
     ]
-    for metric, timeline in timelines.items():
+    for metric, timeline in readout.timelines.items():
         parts.append(f"<h3>{_e(metric)}</h3>")
         if isinstance(timeline, str):
             parts.append(f'<p class="note">No timeline: {_e(timeline)}</p>')
             continue
-        figure = _timeline_figure(metric, timeline, mismatched, analyzer)
+        figure = _timeline_figure(metric, timeline, readout)
         parts.append(
             _image(
                 figure,
@@ -704,7 +656,7 @@ def _provenance_section(results: pd.DataFrame) -> str:
     parameters = dict(attrs.get("parameters", {}))
     metric_specs = parameters.pop("metrics", [])
     facts = [
-        ("splitlab version", attrs.get("splitlab_version", splitlab.__version__)),
+        ("splitlab version", attrs.get("splitlab_version", "unknown")),
         ("input fingerprint", attrs.get("input_fingerprint", "—")),
         ("source", _json(attrs.get("source", {}))),
         ("columns", _json(attrs.get("columns", {}))),
