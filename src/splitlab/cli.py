@@ -4,7 +4,7 @@
 Parquet, analyzes it and writes an HTML report. ``splitlab analyze`` reads experiment logs
 (Parquet or CSV) and prints or writes the results table of :meth:`Analyzer.analyze`.
 ``splitlab power`` plans a test: the sample size, the minimum detectable effect or the power.
-``splitlab bench`` runs the benchmark suites or a scenario file (:mod:`splitlab.bench`).
+``splitlab bench`` runs the benchmark suites or a scenario file (:mod:`splitlab.bench.command`).
 
 Exit status:
 

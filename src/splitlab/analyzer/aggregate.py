@@ -1,7 +1,7 @@
 """The sufficient-statistics group-by, written once in narwhals and run by the engine that
 holds the data (DuckDB, polars, Spark).
 
-Per (experiment, variant[, segment][, period]) it returns n and, for every metric, centred
+Per ``(experiment, variant[, segment][, period])`` it returns n and, for every metric, centred
 moments: the mean of y, M2 = Σ(y − ȳ)² and — for CUPED covariates and ratio denominators —
 the same of x and the co-moment C = Σ(y − ȳ)(x − x̄). With ``unit`` given, rows are events
 and are first summed per unit inside the engine (the unit is the randomization unit, so

@@ -361,7 +361,7 @@ class LogisticTS(_GaussianScores):
     Prior N(0, I/λ). Each observation moves the arm's Gaussian to the mode of (current
     Gaussian × that observation's likelihood) and adds the logistic curvature there to the
     precision — the one-observation-at-a-time, full-covariance form of Chapelle & Li's
-    Algorithm 3 (see :func:`~splitlab.bandits._linear_kernels.logistic_update`). A decision
+    Algorithm 3 (see ``_linear_kernels.logistic_update``). A decision
     draws θ̃_k ~ N(θ_k, A_k⁻¹) and plays the argmax of σ(xᵀθ̃_k), i.e. of xᵀθ̃_k.
 
     Merging is approximate: ``A`` and ``b = Aθ`` are natural parameters, and their sum is

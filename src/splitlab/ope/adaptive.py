@@ -6,7 +6,7 @@ interval under-covers. Three readouts, each giving arm values with a covariance 
 
 ``"aw_aipw"`` — adaptively weighted AIPW (Hadad, Hirshberg, Zhan, Wager & Athey, "Confidence
 intervals for policy evaluation in adaptive experiments", PNAS 118(15), 2021). With the
-AIPW scores Γ̂ₜ(a) of :func:`~splitlab.ope._kernels.aipw_scores` (plug-in μ̂ from earlier
+AIPW scores Γ̂ₜ(a) of ``_kernels.aipw_scores`` (plug-in μ̂ from earlier
 rows only) and evaluation weights hₜ(a) that depend on the past only,
 
     Q̂ʰ(a) = Σₜ hₜ(a) Γ̂ₜ(a) / Σₜ hₜ(a),   V̂(a) = Σₜ hₜ(a)² (Γ̂ₜ(a) − Q̂ʰ(a))² / (Σₜ hₜ(a))²,
@@ -18,7 +18,7 @@ and (Q̂ʰ(a) − Q(a)) / √V̂(a) is asymptotically N(0, 1) (their Theorem 2).
 arm that keeps its share and one whose probability decays like t^(−α) (α =
 ``floor_decay``); ``"uniform"`` hₜ = 1 (plain AIPW, valid only without vanishing
 propensities). For a contextual bandit the scores use each row's eₜ(a|xₜ) but the weights
-use the period's effective allocation (see :func:`_allocation`). A contrast uses the
+use the period's effective allocation (see ``_allocation``). A contrast uses the
 cross-products of the centred, normalized terms uₜ(a) = hₜ(a)(Γ̂ₜ(a) − Q̂ʰ(a))/Σₛhₛ(a):
 Cov(a, b) = Σₜ uₜ(a) uₜ(b).
 

@@ -122,7 +122,7 @@ def simulate(
     and final regret are always returned. ``threads`` defaults to the usable cores.
 
     Work is linear: O(replications × horizon × arms) (× features² for contextual policies).
-    Memory is capped: each recorded array holds at most :data:`MAX_CELLS` = 10⁹ cells, and
+    Memory is capped: each recorded array holds at most ``MAX_CELLS`` = 10⁹ cells, and
     so do the per-block sums ceil(replications / 32) × horizon.
     """
     horizon = _positive_int("horizon", horizon)

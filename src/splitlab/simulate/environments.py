@@ -70,7 +70,7 @@ class EnvironmentArrays:
 
 
 class Environment:
-    """Base class: subclasses define ``n_arms``, ``n_features`` and :meth:`_schedule`."""
+    """Base class: subclasses define ``n_arms``, ``n_features`` and ``_schedule``."""
 
     family: str = "bernoulli"
 
