@@ -272,12 +272,15 @@ class GroupSequentialDesign:
 
     Attributes
     ----------
-    boundaries : z-scale efficacy boundaries, one per look.
-    futility : z-scale futility boundaries (NaN where none) or None without ``futility``.
-    alpha_spent, beta_spent : cumulative error spent at each planned look.
-    effect, power, inflation_factor : the drift, the power at that drift and the maximum
-        information relative to a fixed-horizon test with the same α and power,
-        (effect / (z_{1−α/sides} + z_{power}))².
+    boundaries
+        z-scale efficacy boundaries, one per look.
+    futility
+        z-scale futility boundaries (NaN where none) or None without ``futility``.
+    alpha_spent, beta_spent
+        Cumulative error spent at each planned look.
+    effect, power, inflation_factor
+        The drift, the power at that drift and the maximum information relative to a
+        fixed-horizon test with the same α and power, (effect / (z_{1−α/sides} + z_{power}))².
     """
 
     def __init__(

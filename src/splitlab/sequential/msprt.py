@@ -74,7 +74,7 @@ def msprt_from_estimate(
 
 
 def msprt_mixing_ratio(alpha: float = 0.05) -> float:
-    """r* = τ²/V at which the mSPRT interval is narrowest, r* = −W₋₁(−α²/e) − 1.
+    """``r*`` = τ²/V at which the mSPRT interval is narrowest, ``r*`` = −W₋₁(−α²/e) − 1.
 
     The half-width is se · sqrt((1 + 1/r)(−2 ln α + ln(1 + r))) with r = τ²/V; setting
     its derivative to zero gives r = −2 ln α + ln(1 + r), solved by the lower branch of
@@ -94,7 +94,7 @@ def msprt_tau2(n_per_arm, sd, *, alpha: float = 0.05) -> np.ndarray | float:
 
     With ``n_per_arm`` units planned in each arm and per-unit standard deviation ``sd``,
     the effect's variance at the planned look is V = 2 sd² / n_per_arm, and
-    τ² = r*·V with r* = :func:`msprt_mixing_ratio` (α). This τ² minimises the always-valid
+    τ² = ``r*``·V with ``r*`` = :func:`msprt_mixing_ratio` (α). This τ² minimises the always-valid
     half-width at that look — equivalently the |z| threshold the test must cross there —
     so it maximises the probability of rejecting at the planned sample size whatever the
     true effect; looks before and after remain valid, only less sharp. It is the
