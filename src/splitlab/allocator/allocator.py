@@ -58,28 +58,47 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 import threading
 import time
 import warnings
-import zlib
 from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from itertools import accumulate
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: stale temporary files are not swept
-    fcntl = None  # type: ignore[assignment]
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
 from splitlab._validation import check_integer
+from splitlab.allocator.assignment import BoundedStore, StickyStore, cdf, check_arms, draw
+from splitlab.allocator.persistence import (
+    COUNT_RULES,
+    SETTING_FIELDS,
+    SNAPSHOT_FORMAT,
+    STATE_FIELDS,
+    as_bool,
+    as_dict,
+    as_float,
+    as_int,
+    as_json,
+    as_list,
+    as_str,
+    atomic_write,
+    check_expected,
+    checked_array,
+    corrupt,
+    field,
+    from_format1,
+    int_list,
+    pack,
+    policy_problem,
+    read_contributions,
+    remove_stale_temporaries,
+    splitlab_version,
+    unpack,
+)
 from splitlab.bandits import base as policy_base
 from splitlab.bandits.base import REWARD_LIMIT, Policy
 from splitlab.bandits.linear import LinTS, LogisticTS
@@ -93,13 +112,6 @@ from splitlab.bandits.mab import (
 from splitlab.errors import InvalidArgumentError, UnknownOptionError
 from splitlab.hashing import unit_uniform
 
-SNAPSHOT_FORMAT = 2
-# Format 1 snapshots (before per-origin deltas) are converted on reading; its deltas were
-# increments, which cannot be merged into per-origin cumulative statistics.
-_READABLE_FORMATS = {"snapshot": (2, 1), "delta": (2,)}
-_MAGIC = b"SPLITLAB-ALLOCATOR\n"
-_LENGTH = struct.Struct("<Q")
-_CHECKSUM = struct.Struct("<I")
 _THOMPSON_TYPE = (ThompsonSampling, GaussianThompson, LinTS, LogisticTS)
 _PURGE_EVERY = 256  # decisions between sweeps for expired pending decisions
 _FOLD_EVERY = 1024  # served weight vectors buffered before folding into SRM expectations
@@ -132,45 +144,6 @@ class PendingDecision(NamedTuple):
     timestamp: float
     unit: str | None
     context: np.ndarray | None
-
-
-class StickyStore(Protocol):
-    """Where ``sticky=True`` keeps each unit's first (arm, propensity): any object with
-    ``get(unit) -> tuple | None`` and ``set(unit, value)`` (e.g. a Redis adapter)."""
-
-    def get(self, unit: str) -> tuple[str, float] | None: ...
-
-    def set(self, unit: str, value: tuple[str, float]) -> None: ...
-
-
-class BoundedStore:
-    """The default sticky store: in memory, least recently used units evicted beyond
-    ``capacity``.
-
-    >>> store = BoundedStore(capacity=2)
-    >>> store.set("a", ("x", 0.5)); store.set("b", ("y", 0.5)); store.set("c", ("x", 0.5))
-    >>> store.get("a") is None, store.get("c")
-    (True, ('x', 0.5))
-    """
-
-    def __init__(self, capacity: int = 1_000_000):
-        self.capacity = check_integer("sticky_capacity", capacity)
-        self._items: OrderedDict[str, tuple[str, float]] = OrderedDict()
-
-    def get(self, unit: str) -> tuple[str, float] | None:
-        value = self._items.get(unit)
-        if value is not None:
-            self._items.move_to_end(unit)
-        return value
-
-    def set(self, unit: str, value: tuple[str, float]) -> None:
-        self._items[unit] = value
-        self._items.move_to_end(unit)
-        if len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class AllocatorSRM(NamedTuple):
@@ -249,7 +222,7 @@ class Allocator:
         n_features: int | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        self.arms = _check_arms(arms)
+        self.arms = check_arms(arms)
         self._arm_index = {label: index for index, label in enumerate(self.arms)}
         policy = ThompsonSampling() if policy is None else policy
         if not isinstance(policy, Policy):
@@ -379,7 +352,7 @@ class Allocator:
                 self._table_served += 1
             else:
                 probabilities = self._probabilities(context, available)
-                index, propensity = _draw(probabilities.tolist(), uniform)
+                index, propensity = draw(probabilities.tolist(), uniform)
                 self._srm_counts[index] += 1
                 self._expected_parts.append((1, probabilities))
                 if len(self._expected_parts) >= _FOLD_EVERY:
@@ -599,7 +572,7 @@ class Allocator:
         probabilities = self._shape(serving._cached_probabilities(), None)
         probabilities.flags.writeable = False
         propensities = probabilities.tolist()
-        cumulative, last = _cdf(propensities)
+        cumulative, last = cdf(propensities)
         self._table = (cumulative, cumulative[-1], propensities, last, probabilities)
         self._stale = False
         return self._table
@@ -779,7 +752,7 @@ class Allocator:
             self._log = kept
         try:  # serving goes on while the file is written
             table = self._log_table(rows, pa)
-            _atomic_write(target, lambda handle: pq.write_table(table, handle))
+            atomic_write(target, lambda handle: pq.write_table(table, handle))
         except BaseException:
             with self._lock:  # nothing is lost: the rows go back to the front of the buffer
                 self._log = deque([*rows, *self._log])
@@ -822,7 +795,7 @@ class Allocator:
         columns["sticky"] = pa.array([row[_STICKY] for row in rows], pa.bool_())
         table = pa.table(columns)
         metadata = {
-            "splitlab_version": _version(),
+            "splitlab_version": splitlab_version(),
             "arms": self.arms,
             "policy": type(self.policy).__name__,
             "hyperparameters": self.policy._hyperparameters(),
@@ -901,7 +874,7 @@ class Allocator:
             "contributions": contributions,
             **self._identity(),
         }
-        return _pack(header, arrays)
+        return pack(header, arrays)
 
     def merge(self, delta: bytes) -> bool:
         """Apply another replica's :meth:`delta`: for each origin in it, the part beyond what
@@ -909,7 +882,7 @@ class Allocator:
         for an older delta). Returns whether anything changed; N replicas exchanging deltas
         converge to one allocator's state. A delta that does not fit (other arms, policy or
         settings; corrupt; an origin going backwards) raises and changes nothing."""
-        header, arrays = _unpack(delta, "delta")
+        header, arrays = unpack(delta, "delta")
         identity = self._identity()
         for key, value in identity.items():
             if header.get(key) != value:
@@ -917,7 +890,7 @@ class Allocator:
                     "delta", f"comes from an allocator with another {key}: {header.get(key)!r}"
                 )
         shapes = {name: value.shape for name, value in self._base.items()}
-        incoming = _read_contributions(header, arrays, shapes)
+        incoming = read_contributions(header, arrays, shapes)
         with self._lock:
             increments = {name: np.zeros(shape) for name, shape in shapes.items()}
             applied: dict[str, tuple[int, dict[str, np.ndarray]]] = {}
@@ -965,7 +938,7 @@ class Allocator:
             )
         except InvalidArgumentError as exc:
             raise InvalidArgumentError("delta", f"does not fit the policy: {exc}") from exc
-        problem = _policy_problem(trial)
+        problem = policy_problem(trial)
         if problem is not None:
             raise InvalidArgumentError("delta", f"would leave the policy invalid: {problem}")
         for name, array in trial.arrays.items():
@@ -1049,7 +1022,7 @@ class Allocator:
                     "sticky": self._sticky_items(),
                 },
             }
-        return _pack(header, arrays)
+        return pack(header, arrays)
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -1087,7 +1060,7 @@ class Allocator:
         What a crash loses is everything since the last save (see the module docstring)."""
         blob = self.snapshot()
         target = Path(path)
-        _atomic_write(target, lambda handle: handle.write(blob))
+        atomic_write(target, lambda handle: handle.write(blob))
         return target
 
     @classmethod
@@ -1102,7 +1075,7 @@ class Allocator:
         options as there): snapshot formats 2 and 1 (converted as :meth:`restore` says).
         Temporary files that killed saves left in the directory are removed first."""
         target = Path(path)
-        _remove_stale_temporaries(target.parent)
+        remove_stale_temporaries(target.parent)
         try:
             blob = target.read_bytes()
         except OSError as exc:
@@ -1157,10 +1130,10 @@ class Allocator:
         expected = _expectations(expect)
         if not callable(clock):
             raise InvalidArgumentError("clock", "must be a function returning seconds")
-        header, arrays = _unpack(blob, "snapshot")
+        header, arrays = unpack(blob, "snapshot")
         try:
             if header["format"] == 1:
-                header, arrays = _from_format1(header, arrays)
+                header, arrays = from_format1(header, arrays)
             return cls._from_snapshot(header, arrays, sticky_store, clock, expected)
         except Exception as exc:  # the checks below are meant to be complete; this is the net
             converted = header["format"] != SNAPSHOT_FORMAT
@@ -1180,20 +1153,20 @@ class Allocator:
     def _from_snapshot(cls, header, arrays, sticky_store, clock, expected) -> Allocator:
         from splitlab import bandits
 
-        arms = _check_arms(_field(header, "arms", ""))
+        arms = check_arms(field(header, "arms", ""))
         n_arms = len(arms)
-        name = _as_str(_field(header, "policy", ""), "policy")
+        name = as_str(field(header, "policy", ""), "policy")
         if name not in bandits.__all__ or name == "Policy":
-            raise _corrupt("policy", f"names no splitlab policy: {name!r}")
+            raise corrupt("policy", f"names no splitlab policy: {name!r}")
         policy_class = getattr(bandits, name)
-        hyperparameters = _as_dict(_field(header, "hyperparameters", ""), "hyperparameters")
-        n_features = _field(header, "n_features", "")
+        hyperparameters = as_dict(field(header, "hyperparameters", ""), "hyperparameters")
+        n_features = field(header, "n_features", "")
         if n_features is not None:
-            n_features = _as_int(n_features, "n_features", minimum=1)
-        settings = _as_dict(_field(header, "settings", ""), "settings", set(_SETTINGS))
+            n_features = as_int(n_features, "n_features", minimum=1)
+        settings = as_dict(field(header, "settings", ""), "settings", set(SETTING_FIELDS))
         for key in ("sticky", "log"):
-            _as_bool(settings[key], f"settings.{key}")
-        _check_expected(expected, arms, name, hyperparameters, n_features, settings["salt"])
+            as_bool(settings[key], f"settings.{key}")
+        check_expected(expected, arms, name, hyperparameters, n_features, settings["salt"])
         prior = policy_class(**hyperparameters)
         prior.resize(n_arms, n_features)
         shapes = {key: value.shape[1:] for key, value in prior.arrays.items()}
@@ -1208,103 +1181,107 @@ class Allocator:
                 "n_arms": n_arms,
                 "n_features": n_features,
                 "arrays": {
-                    k: _array(arrays, f"{prefix}.{k}", shape) for k, shape in shapes.items()
+                    k: checked_array(arrays, f"{prefix}.{k}", shape) for k, shape in shapes.items()
                 },
             }
             policy = policy_class.from_state(state)
-            problem = _policy_problem(policy)
+            problem = policy_problem(policy)
             if problem is not None:
-                raise _corrupt(prefix, problem)
+                raise corrupt(prefix, problem)
             return policy
 
         alloc = cls(
             arms, policy_from("policy"), n_features=n_features, sticky_store=sticky_store,
             clock=clock, **settings,
         )  # fmt: skip
-        state = _as_dict(_field(header, "state", ""), "state", set(_STATE))
+        state = as_dict(field(header, "state", ""), "state", set(STATE_FIELDS))
         names = {f"policy.{k}" for k in shapes} | {f"base.{k}" for k in statistic_shapes}
         names |= {"pending.numbers", "pending.probabilities"}
         if alloc.mode == "periodic":
             alloc._serving = policy_from("serving")
             names |= {f"serving.{k}" for k in shapes}
-        rng = _as_dict(state["rng"], "state.rng")
+        rng = as_dict(state["rng"], "state.rng")
         if rng.get("bit_generator") != type(alloc._rng.bit_generator).__name__:
-            raise _corrupt("state.rng", f"is not a {type(alloc._rng.bit_generator).__name__} state")
+            raise corrupt("state.rng", f"is not a {type(alloc._rng.bit_generator).__name__} state")
         try:
             alloc._rng.bit_generator.state = rng
         except Exception as exc:
-            raise _corrupt("state.rng", f"is not a valid generator state ({exc})") from exc
-        issued = _as_dict(state["issued"], "state.issued")
+            raise corrupt("state.rng", f"is not a valid generator state ({exc})") from exc
+        issued = as_dict(state["issued"], "state.issued")
         for epoch, count in issued.items():
-            _as_int(count, f"state.issued.{epoch}")
+            as_int(count, f"state.issued.{epoch}")
         alloc._issued.update(issued)
-        counters = _as_dict(state["counters"], "state.counters", set(alloc._counters))
+        counters = as_dict(state["counters"], "state.counters", set(alloc._counters))
         for key, value in counters.items():
-            alloc._counters[key] = _as_int(value, f"state.counters.{key}")
-        decisions = _int_list(state["decisions"], "state.decisions", n_arms)
-        rewards = _int_list(state["rewards"], "state.rewards", n_arms)
+            alloc._counters[key] = as_int(value, f"state.counters.{key}")
+        decisions = int_list(state["decisions"], "state.decisions", n_arms)
+        rewards = int_list(state["rewards"], "state.rewards", n_arms)
         reward_sums = [
-            _as_float(v, f"state.reward_sums[{k}]")
-            for k, v in enumerate(_as_list(state["reward_sums"], "state.reward_sums", n_arms))
+            as_float(v, f"state.reward_sums[{k}]")
+            for k, v in enumerate(as_list(state["reward_sums"], "state.reward_sums", n_arms))
         ]
         for k in range(n_arms):
             if abs(reward_sums[k]) > REWARD_LIMIT * rewards[k]:
-                raise _corrupt(
+                raise corrupt(
                     f"state.reward_sums[{k}]", f"is impossible for {rewards[k]} reward(s)"
                 )
         alloc._decisions, alloc._rewards, alloc._reward_sums = decisions, rewards, reward_sums
-        alloc._burning = _as_bool(state["burning"], "state.burning")
+        alloc._burning = as_bool(state["burning"], "state.burning")
         if alloc._burning and min(decisions) >= alloc.burn_in:
-            raise _corrupt("state.burning", f"is true but every arm has burn_in={alloc.burn_in}")
+            raise corrupt("state.burning", f"is true but every arm has burn_in={alloc.burn_in}")
         if state["winner"] is not None:
             if alloc.winner_threshold is None:
-                raise _corrupt("state.winner", "is set but there is no winner_threshold")
-            alloc._winner = _as_int(state["winner"], "state.winner", maximum=n_arms - 1)
-        alloc._period = _as_int(state["period"], "state.period")
-        alloc._version = _as_int(state["version"], "state.version", minimum=1)
-        alloc._rewards_since_refresh = _as_int(
+                raise corrupt("state.winner", "is set but there is no winner_threshold")
+            alloc._winner = as_int(state["winner"], "state.winner", maximum=n_arms - 1)
+        alloc._period = as_int(state["period"], "state.period")
+        alloc._version = as_int(state["version"], "state.version", minimum=1)
+        alloc._rewards_since_refresh = as_int(
             state["rewards_since_refresh"], "state.rewards_since_refresh"
         )
-        elapsed = _as_float(state["seconds_since_refresh"], "state.seconds_since_refresh")
+        elapsed = as_float(state["seconds_since_refresh"], "state.seconds_since_refresh")
         alloc._refreshed_at = clock() - elapsed
-        periods = _as_list(state["srm_periods"], "state.srm_periods")
+        periods = as_list(state["srm_periods"], "state.srm_periods")
         for position, period in enumerate(periods):
-            _as_int(period, f"state.srm_periods[{position}]", maximum=alloc._period)
+            as_int(period, f"state.srm_periods[{position}]", maximum=alloc._period)
         if sorted(set(periods)) != periods:
-            raise _corrupt("state.srm_periods", "must be distinct and increasing")
+            raise corrupt("state.srm_periods", "must be distinct and increasing")
         if periods:
             names |= {"srm.counts", "srm.expected"}
-            counts = _array(arrays, "srm.counts", (len(periods), n_arms), minimum=0, whole=True)
-            expected_counts = _array(arrays, "srm.expected", (len(periods), n_arms), minimum=0)
+            counts = checked_array(
+                arrays, "srm.counts", (len(periods), n_arms), minimum=0, whole=True
+            )
+            expected_counts = checked_array(
+                arrays, "srm.expected", (len(periods), n_arms), minimum=0
+            )
             for position, period in enumerate(periods):
                 alloc._srm_periods[period] = [counts[position], expected_counts[position]]
         alloc._base = {
-            key: _array(arrays, f"base.{key}", shape, **_COUNT_RULES.get(key, {}))
+            key: checked_array(arrays, f"base.{key}", shape, **COUNT_RULES.get(key, {}))
             for key, shape in statistic_shapes.items()
         }
-        origin = _as_str(state["origin"], "state.origin")
-        seen_entries = _as_list(state["seen"], "state.seen")
+        origin = as_str(state["origin"], "state.origin")
+        seen_entries = as_list(state["seen"], "state.seen")
         for position, entry in enumerate(seen_entries):
             where = f"state.seen[{position}]"
-            pair = _as_list(entry, where, 2)
-            seen_origin = _as_str(pair[0], where)
+            pair = as_list(entry, where, 2)
+            seen_origin = as_str(pair[0], where)
             if seen_origin == origin or seen_origin in alloc._seen:
-                raise _corrupt(where, f"repeats origin {seen_origin!r}")
+                raise corrupt(where, f"repeats origin {seen_origin!r}")
             alloc._seen[seen_origin] = (
-                _as_int(pair[1], where, minimum=1),
+                as_int(pair[1], where, minimum=1),
                 {
-                    key: _array(
-                        arrays, f"seen.{position}.{key}", shape, **_COUNT_RULES.get(key, {})
+                    key: checked_array(
+                        arrays, f"seen.{position}.{key}", shape, **COUNT_RULES.get(key, {})
                     )
                     for key, shape in statistic_shapes.items()
                 },
             )
             names |= {f"seen.{position}.{key}" for key in statistic_shapes}
-        events = _as_int(state["events"], "state.events")
+        events = as_int(state["events"], "state.events")
         own = alloc._own_contribution()
         for key in ("decisions", "rewards"):
             if np.any(own[key] < 0):
-                raise _corrupt(
+                raise corrupt(
                     f"state.{key}", "are fewer than the replica contributions they include"
                 )
         if events > 0:  # the snapshot's origin is an earlier incarnation of this replica
@@ -1315,16 +1292,16 @@ class Allocator:
             raise InvalidArgumentError("blob", f"has unexpected array(s) {sorted(extra)}")
         if state["sticky"] is not None:
             if not alloc.sticky:
-                raise _corrupt("state.sticky", "holds units but the allocator is not sticky")
+                raise corrupt("state.sticky", "holds units but the allocator is not sticky")
             entries = []
-            for position, item in enumerate(_as_list(state["sticky"], "state.sticky")):
+            for position, item in enumerate(as_list(state["sticky"], "state.sticky")):
                 where = f"state.sticky[{position}]"
-                unit, arm, propensity = _as_list(item, where, 3)
-                _as_str(unit, where)
+                unit, arm, propensity = as_list(item, where, 3)
+                as_str(unit, where)
                 if arm not in alloc._arm_index:
-                    raise _corrupt(where, f"names an unknown arm {arm!r}")
+                    raise corrupt(where, f"names an unknown arm {arm!r}")
                 entries.append(
-                    (unit, arm, _as_float(propensity, where, low=0.0, high=1.0, open_low=True))
+                    (unit, arm, as_float(propensity, where, low=0.0, high=1.0, open_low=True))
                 )
             if isinstance(alloc._sticky_store, BoundedStore):
                 for unit, arm, propensity in entries:
@@ -1334,29 +1311,29 @@ class Allocator:
 
     def _restore_pending(self, state: dict, arrays: dict, names: set[str]) -> None:
         """Pending decisions (and their log rows) from the snapshot, every column checked."""
-        ids = _as_list(state["pending_ids"], "state.pending_ids")
+        ids = as_list(state["pending_ids"], "state.pending_ids")
         count = len(ids)
-        units = _as_list(state["pending_units"], "state.pending_units", count)
-        done = _as_list(state["done"], "state.done")
+        units = as_list(state["pending_units"], "state.pending_units", count)
+        done = as_list(state["done"], "state.done")
         for where, values in (("state.pending_ids", ids), ("state.done", done)):
             for position, value in enumerate(values):
-                _as_str(value, f"{where}[{position}]")
+                as_str(value, f"{where}[{position}]")
             if len(set(values)) != len(values):
-                raise _corrupt(where, "repeats an id")
+                raise corrupt(where, "repeats an id")
         if set(ids) & set(done):
-            raise _corrupt("state.done", "holds ids that are still pending")
+            raise corrupt("state.done", "holds ids that are still pending")
         for position, unit in enumerate(units):
             if unit is not None:
-                _as_str(unit, f"state.pending_units[{position}]")
+                as_str(unit, f"state.pending_units[{position}]")
         n_arms = len(self.arms)
-        numbers = _array(arrays, "pending.numbers", (count, 6))
-        probabilities = _array(arrays, "pending.probabilities", (count, n_arms), minimum=0)
+        numbers = checked_array(arrays, "pending.numbers", (count, 6))
+        probabilities = checked_array(arrays, "pending.probabilities", (count, n_arms), minimum=0)
         if np.any(probabilities > 1) or np.any(np.abs(probabilities.sum(axis=1) - 1) > 1e-9):
-            raise _corrupt("pending.probabilities", "rows must be probabilities summing to 1")
+            raise corrupt("pending.probabilities", "rows must be probabilities summing to 1")
         contexts = None
         if self.policy.contextual:
             names.add("pending.contexts")
-            contexts = _array(arrays, "pending.contexts", (count, self.policy.n_features))
+            contexts = checked_array(arrays, "pending.contexts", (count, self.policy.n_features))
         when, arm, propensity, version, period, sticky = numbers.T
         checks = {
             "arm index": (arm == np.round(arm)) & (arm >= 0) & (arm < n_arms),
@@ -1369,12 +1346,12 @@ class Allocator:
         for what, fine in checks.items():
             if not fine.all():
                 row = int(np.flatnonzero(~fine)[0])
-                raise _corrupt("pending.numbers", f"row {row} has an impossible {what}")
+                raise corrupt("pending.numbers", f"row {row} has an impossible {what}")
         drawn = probabilities[np.arange(count), arm.astype(np.int64)]
         mismatch = (sticky == 0) & (np.abs(drawn - propensity) > 1e-12)
         if mismatch.any():
             row = int(np.flatnonzero(mismatch)[0])
-            raise _corrupt("pending.numbers", f"row {row}: propensity is not its arm's probability")
+            raise corrupt("pending.numbers", f"row {row}: propensity is not its arm's probability")
         for position, decision_id in enumerate(ids):
             row_probabilities = probabilities[position].copy()
             row_probabilities.flags.writeable = False
@@ -1412,39 +1389,11 @@ class Allocator:
 # ---------------------------------------------------------------------- module helpers
 
 
-def _cdf(propensities: list[float]) -> tuple[list[float], int]:
-    """Running sums (sequential, as np.cumsum) and the last arm that can be drawn."""
-    last = len(propensities) - 1
-    while propensities[last] <= 0:
-        last -= 1
-    return list(accumulate(propensities)), last
-
-
-def _draw(propensities: list[float], uniform: float) -> tuple[int, float]:
-    """Inverse-CDF draw as ``draw_from``, on a Python list (no numpy calls for ~10 arms)."""
-    cumulative, last = _cdf(propensities)
-    index = min(bisect_right(cumulative, uniform * cumulative[-1]), last)
-    return index, propensities[index]
-
-
 def _prob_best(policy: Policy) -> np.ndarray:
     """Posterior probability that each arm is best (the Thompson probabilities)."""
     if isinstance(policy, TopTwoThompson):
         return policy._prob_best(None)
     return policy.probabilities()
-
-
-def _check_arms(arms: object) -> list[str]:
-    if isinstance(arms, str) or not isinstance(arms, Sequence):
-        raise InvalidArgumentError("arms", "must be a list of arm labels")
-    labels = list(arms)
-    if len(labels) < 1:
-        raise InvalidArgumentError("arms", "needs at least one arm")
-    if not all(isinstance(label, str) and label for label in labels):
-        raise InvalidArgumentError("arms", "labels must be non-empty strings")
-    if len(set(labels)) != len(labels):
-        raise InvalidArgumentError("arms", f"labels must be unique, got {labels}")
-    return labels
 
 
 def _optional_positive(name: str, value: object) -> float | None:
@@ -1490,280 +1439,7 @@ def _reward_value(reward: object) -> float:
 
 # ---------------------------------------------------------------------- snapshot checks
 
-_SETTINGS = (
-    "seed", "salt", "mode", "refresh_every", "refresh_seconds", "burn_in", "min_weight",
-    "winner_threshold", "sticky", "sticky_capacity", "attribution_window", "max_pending",
-    "dedupe_capacity", "log", "log_capacity",
-)  # fmt: skip
-_STATE = (
-    "rng", "issued", "counters", "decisions", "rewards", "reward_sums", "burning", "winner",
-    "period", "version", "rewards_since_refresh", "seconds_since_refresh", "srm_periods",
-    "origin", "events", "seen", "pending_ids", "pending_units", "done", "sticky",
-)  # fmt: skip
-_STATE_FORMAT1 = (
-    *(key for key in _STATE if key not in ("origin", "events", "seen")), "delta_sequence",
-    "merged",
-)  # fmt: skip
-_COUNT_RULES = {name: {"minimum": 0, "whole": True} for name in ("decisions", "rewards")}
 _EXPECTABLE = ("arms", "policy", "salt")
-
-
-def _corrupt(where: str, problem: str) -> InvalidArgumentError:
-    return InvalidArgumentError("blob", f"field {where!r} {problem}")
-
-
-def _field(mapping: dict, key: str, where: str) -> Any:
-    if key not in mapping:
-        raise _corrupt(f"{where}.{key}" if where else key, "is missing")
-    return mapping[key]
-
-
-def _as_dict(value: object, where: str, keys: set[str] | None = None) -> dict:
-    if not isinstance(value, dict):
-        raise _corrupt(where, f"must be an object, got {type(value).__name__}")
-    if keys is not None and set(value) != keys:
-        missing, extra = sorted(keys - set(value)), sorted(set(value) - keys)
-        raise _corrupt(where, f"lacks {missing} / has unknown {extra}")
-    return value
-
-
-def _as_list(value: object, where: str, length: int | None = None) -> list:
-    if not isinstance(value, list):
-        raise _corrupt(where, f"must be a list, got {type(value).__name__}")
-    if length is not None and len(value) != length:
-        raise _corrupt(where, f"must have {length} entries, got {len(value)}")
-    return value
-
-
-def _as_str(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _corrupt(where, f"must be a non-empty string, got {value!r}")
-    return value
-
-
-def _as_bool(value: object, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise _corrupt(where, f"must be true or false, got {value!r}")
-    return value
-
-
-def _as_int(value: object, where: str, minimum: int = 0, maximum: int = 2**53) -> int:
-    """An integer in [minimum, maximum]; by default at most 2^53, the largest count that
-    float64 arrays (and int64 tables) hold exactly."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _corrupt(where, f"must be an integer, got {value!r}")
-    if not minimum <= value <= maximum:
-        raise _corrupt(where, f"must be in [{minimum}, {maximum}], got {value!r}")
-    return value
-
-
-def _as_float(
-    value: object,
-    where: str,
-    low: float = -math.inf,
-    high: float = math.inf,
-    open_low: bool = False,
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _corrupt(where, f"must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number < low or number > high or (open_low and number <= low):
-        raise _corrupt(where, f"must be a finite number in range, got {value!r}")
-    return number
-
-
-def _int_list(value: object, where: str, length: int) -> list[int]:
-    return [_as_int(v, f"{where}[{k}]") for k, v in enumerate(_as_list(value, where, length))]
-
-
-def _array(
-    arrays: dict[str, np.ndarray],
-    name: str,
-    shape: tuple[int, ...],
-    minimum: float | None = None,
-    whole: bool = False,
-) -> np.ndarray:
-    """A stored array, checked: present, of ``shape``, finite (and bounded, whole)."""
-    if name not in arrays:
-        raise InvalidArgumentError("blob", f"array {name!r} is missing")
-    array = arrays[name]
-    if array.shape != tuple(shape):
-        raise InvalidArgumentError(
-            "blob", f"array {name!r} has shape {array.shape}, expected {tuple(shape)}"
-        )
-    if not np.isfinite(array).all():
-        raise InvalidArgumentError("blob", f"array {name!r} contains NaN or infinite values")
-    if minimum is not None and np.any(array < minimum):
-        raise InvalidArgumentError("blob", f"array {name!r} has values below {minimum}")
-    if whole and np.any((array != np.round(array)) | (np.abs(array) > 2.0**53)):
-        raise InvalidArgumentError("blob", f"array {name!r} must hold whole numbers below 2^53")
-    return array
-
-
-def _policy_problem(policy: Policy) -> str | None:
-    """Why a policy's statistics are not a usable posterior, or None. Generic (finite
-    statistics, choice probabilities that form a distribution) plus the sign of the
-    statistics whose names say what they are (Beta parameters, weighted counts)."""
-    for name, array in policy.arrays.items():
-        if not np.isfinite(array).all():
-            return f"statistic {name!r} contains NaN or infinite values"
-        if name in ("alpha", "beta") and np.any(array <= 0):
-            return f"statistic {name!r} must be positive (Beta posterior parameters)"
-        if name in ("counts", "updates") and np.any(array < 0):
-            return f"statistic {name!r} must be non-negative (observation counts)"
-    probe = np.zeros(policy.n_features) if policy.contextual else None
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            probabilities = policy.probabilities(probe)
-        except (ArithmeticError, ValueError) as exc:
-            return f"gives no choice probabilities ({exc})"
-    if not (
-        np.isfinite(probabilities).all()
-        and np.all(probabilities >= 0)
-        and abs(probabilities.sum() - 1.0) <= 1e-6
-    ):
-        return "gives choice probabilities that are not a distribution"
-    return None
-
-
-def _read_contributions(
-    header: dict, arrays: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]
-) -> dict[str, tuple[int, dict[str, np.ndarray]]]:
-    """A delta's per-origin (observations, cumulative statistics), every entry checked."""
-    try:
-        entries = _as_list(_field(header, "contributions", ""), "contributions")
-        contributions: dict[str, tuple[int, dict[str, np.ndarray]]] = {}
-        names = set()
-        for position, entry in enumerate(entries):
-            where = f"contributions[{position}]"
-            entry = _as_dict(entry, where, {"origin", "events"})
-            origin = _as_str(entry["origin"], f"{where}.origin")
-            if origin in contributions:
-                raise _corrupt(where, f"repeats origin {origin!r}")
-            statistics = {
-                name: _array(arrays, f"{position}.{name}", shape, **_COUNT_RULES.get(name, {}))
-                for name, shape in shapes.items()
-            }
-            names |= {f"{position}.{name}" for name in shapes}
-            contributions[origin] = (_as_int(entry["events"], f"{where}.events", 1), statistics)
-        if set(arrays) != names:
-            raise InvalidArgumentError(
-                "blob", f"has unexpected array(s) {sorted(set(arrays) - names)}"
-            )
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError("delta", exc.problem) from exc
-    return contributions
-
-
-def _from_format1(
-    header: dict[str, Any], arrays: dict[str, np.ndarray]
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """A format-1 snapshot as a format-2 one, for the format-2 reader (which then checks
-    every field). Format 1 differs in its replica bookkeeping and, for GaussianThompson, in
-    its statistics; everything else (settings, counters, generator, pending decisions, SRM
-    periods, sticky units, decision ids) has the same fields.
-
-    Format 1 shipped *increments*: ``base.*`` held the statistics at the replica's last
-    :meth:`~Allocator.delta` plus every delta it merged, ``delta_sequence`` the deltas its
-    lineage had sent and ``merged`` the (origin, sequence) of those it had merged. So
-    ``base.*`` is what the replicas already share (a format-2 base: nobody's contribution)
-    and the rest is this replica's own, never shipped. That rest becomes an earlier
-    incarnation's contribution (``seen``, as for a format-2 snapshot's origin) under the
-    origin ``"<writer epoch>:<delta_sequence>"`` (the writer is the last epoch in
-    ``issued``), with one event per decision and reward beyond the base. Two replicas
-    restored from one snapshot then ship it under one origin, and it is counted once.
-    ``merged`` only recognized repeated format-1 deltas: it is checked and dropped.
-    """
-    arms = _check_arms(_field(header, "arms", ""))
-    n_arms = len(arms)
-    state = _as_dict(_field(header, "state", ""), "state", set(_STATE_FORMAT1))
-    sequence = _as_int(state["delta_sequence"], "state.delta_sequence")
-    merged = set()
-    for position, entry in enumerate(_as_list(state["merged"], "state.merged")):
-        where = f"state.merged[{position}]"
-        origin, number = _as_list(entry, where, 2)
-        key = (_as_str(origin, where), _as_int(number, where, minimum=1))
-        if key in merged:
-            raise _corrupt(where, f"repeats the merged delta {list(key)}")
-        merged.add(key)
-    merged_count = _as_dict(state["counters"], "state.counters").get("merged_deltas")
-    if merged_count != len(merged):
-        raise _corrupt(
-            "state.merged",
-            f"lists {len(merged)} merged delta(s) but counters.merged_deltas is {merged_count!r}",
-        )
-    epochs = list(_as_dict(state["issued"], "state.issued"))
-    if not epochs:
-        raise _corrupt("state.issued", "is empty (its last epoch is the snapshot's writer)")
-    writer = _as_str(epochs[-1], "state.issued")
-    beyond_base = 0
-    for key in ("decisions", "rewards"):
-        counts = _int_list(state[key], f"state.{key}", n_arms)
-        base = _array(arrays, f"base.{key}", (n_arms,), **_COUNT_RULES[key])
-        beyond_base += sum(counts) - sum(int(value) for value in base)
-    upgraded = {k: v for k, v in state.items() if k not in ("delta_sequence", "merged")}
-    # fewer decisions or rewards than the base are refused by the format-2 reader
-    upgraded.update(origin=f"{writer}:{sequence}", events=max(beyond_base, 0), seen=[])
-    if header.get("policy") == GaussianThompson.__name__:
-        arrays = _gaussian_from_sums(header, arrays, n_arms)
-    return {**header, "state": upgraded}, arrays
-
-
-def _gaussian_from_sums(
-    header: dict[str, Any], arrays: dict[str, np.ndarray], n_arms: int
-) -> dict[str, np.ndarray]:
-    """GaussianThompson's format-1 arrays, the sums n, Σr, Σr² per arm, as format 2's: the
-    policy's count, mean and centred M2 (converted by ``GaussianThompson.from_state``) and
-    the deltas' sums about the prior mean (its ``additive_statistics``)."""
-    hyperparameters = _as_dict(_field(header, "hyperparameters", ""), "hyperparameters")
-    names = GaussianThompson._sum_statistics
-    prefixes = ["policy", "base.policy"]
-    if any(name.startswith("serving.") for name in arrays):
-        prefixes.append("serving")
-    converted = {
-        name: array
-        for name, array in arrays.items()
-        if not any(name == f"{prefix}.{k}" for prefix in prefixes for k in names)
-    }
-    for prefix in prefixes:
-        sums = {k: _array(arrays, f"{prefix}.{k}", (n_arms,)) for k in names}
-        problem = _sums_problem(*sums.values())
-        if problem is not None:
-            raise _corrupt(prefix, problem)
-        policy = GaussianThompson.from_state(
-            {
-                "policy": GaussianThompson.__name__,
-                "format": policy_base.STATE_FORMAT,
-                "hyperparameters": hyperparameters,
-                "n_arms": n_arms,
-                "n_features": None,
-                "arrays": sums,
-            }
-        )
-        if prefix == "base.policy":
-            statistics = policy.additive_statistics()
-        else:
-            statistics = {k: v[0] for k, v in policy.arrays.items()}
-        converted.update({f"{prefix}.{k}": v for k, v in statistics.items()})
-    return converted
-
-
-def _sums_problem(counts: np.ndarray, sums: np.ndarray, sums_sq: np.ndarray) -> str | None:
-    """Why per-arm (weighted) n, Σr, Σr² are sums no rewards have, or None. Σr² − (Σr)²/n
-    may fall below zero only by its rounding, a few (n + 1)·u of Σr²."""
-    if np.any(counts < 0) or np.any(sums_sq < 0):
-        return "has negative counts or sums of squares"
-    if np.any((counts == 0) & ((sums != 0) | (sums_sq != 0))):
-        return "has reward sums for an arm without rewards"
-    if np.any(np.abs(sums) / REWARD_LIMIT > counts) or np.any(sums_sq / REWARD_LIMIT**2 > counts):
-        return f"has reward sums beyond those of rewards within ±{REWARD_LIMIT:g}"
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        m2 = sums_sq - sums * np.where(counts > 0, sums / counts, 0.0)
-        impossible = m2 < -8 * np.finfo(np.float64).eps * (counts + 1) * sums_sq
-    if np.any(impossible):
-        return "has sums of squares below (Σr)²/n: no rewards have these sums"
-    return None
 
 
 def _expectations(expect: object) -> dict[str, Any]:
@@ -1774,7 +1450,7 @@ def _expectations(expect: object) -> dict[str, Any]:
     if isinstance(expect, Allocator):
         return {
             "arms": list(expect.arms),
-            "policy": (type(expect.policy).__name__, _as_json(expect.policy._hyperparameters())),
+            "policy": (type(expect.policy).__name__, as_json(expect.policy._hyperparameters())),
             "n_features": expect.policy.n_features,
             "salt": expect.salt,
         }
@@ -1787,7 +1463,7 @@ def _expectations(expect: object) -> dict[str, Any]:
         raise InvalidArgumentError("expect", f"unknown key(s) {unknown}; use {list(_EXPECTABLE)}")
     out: dict[str, Any] = {}
     if "arms" in expect:
-        out["arms"] = _check_arms(expect["arms"])
+        out["arms"] = check_arms(expect["arms"])
     if "salt" in expect:
         if not isinstance(expect["salt"], str):
             raise InvalidArgumentError("expect", "salt must be a string")
@@ -1795,7 +1471,7 @@ def _expectations(expect: object) -> dict[str, Any]:
     if "policy" in expect:
         policy = expect["policy"]
         if isinstance(policy, Policy):
-            out["policy"] = (type(policy).__name__, _as_json(policy._hyperparameters()))
+            out["policy"] = (type(policy).__name__, as_json(policy._hyperparameters()))
         elif isinstance(policy, type) and issubclass(policy, Policy):
             out["policy"] = (policy.__name__, None)
         elif isinstance(policy, str):
@@ -1805,200 +1481,7 @@ def _expectations(expect: object) -> dict[str, Any]:
     return out
 
 
-def _as_json(value: Any) -> Any:
-    """``value`` as a snapshot header holds it (tuples become lists)."""
-    return json.loads(json.dumps(value))
-
-
-def _check_expected(
-    expected: dict[str, Any], arms, policy: str, hyperparameters, n_features, salt
-) -> None:
-    found = {"arms": arms, "salt": salt, "n_features": n_features}
-    for key in ("arms", "salt", "n_features"):
-        if key in expected and expected[key] != found[key]:
-            raise InvalidArgumentError(
-                "blob",
-                f"is a snapshot of another experiment: {key} is {found[key]!r}, "
-                f"expected {expected[key]!r}",
-            )
-    if "policy" in expected:
-        name, settings = expected["policy"]
-        if name != policy:
-            raise InvalidArgumentError(
-                "blob",
-                f"is a snapshot of another experiment: policy is {policy!r}, expected {name!r}",
-            )
-        if settings is not None and settings != hyperparameters:
-            raise InvalidArgumentError(
-                "blob",
-                f"is a snapshot of another experiment: {policy} hyperparameters are "
-                f"{hyperparameters!r}, expected {settings!r}",
-            )
-
-
 def _timestamps(seconds: np.ndarray, pa: Any) -> Any:
     missing = np.isnan(seconds)
     micros = np.where(missing, 0, np.round(np.where(missing, 0, seconds) * 1e6)).astype(np.int64)
     return pa.array(micros, pa.timestamp("us", tz="UTC"), mask=missing)
-
-
-def _version() -> str:
-    from splitlab import __version__
-
-    return __version__
-
-
-_TEMPORARY_SUFFIX = ".splitlab-tmp"
-
-
-def _atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
-    """Write through a temporary file in the same directory, then rename over ``target``.
-
-    The temporary file ``.<name>.<pid>-<random>.splitlab-tmp`` is held under an exclusive
-    ``flock`` while it is written: the lock dies with the process, so a temporary file
-    nobody holds belongs to a killed writer and :func:`_remove_stale_temporaries` (run here
-    first) deletes it; one being written by a live process or thread is left alone.
-    """
-    directory = target.parent
-    if not directory.is_dir():
-        raise InvalidArgumentError("path", f"directory {str(directory)!r} does not exist")
-    _remove_stale_temporaries(directory)
-    while True:
-        temporary = directory / (
-            f".{target.name}.{os.getpid()}-{os.urandom(4).hex()}{_TEMPORARY_SUFFIX}"
-        )
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        if fcntl is not None:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-        try:  # a sweeper may have taken it between open and flock: then start over
-            if os.stat(temporary).st_ino == os.fstat(descriptor).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(descriptor)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.replace(temporary, target)  # before close: the lock is held until renamed
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (POSIX); a platform that cannot fsync a directory skips it."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Delete the temporary files that killed writers left in ``directory`` (those whose
-    ``flock`` no live process holds); returns them. Needs ``fcntl`` (POSIX)."""
-    removed: list[Path] = []
-    if fcntl is None:
-        return removed
-    try:
-        candidates = [
-            entry
-            for entry in os.scandir(directory)
-            if entry.name.startswith(".") and entry.name.endswith(_TEMPORARY_SUFFIX)
-        ]
-    except OSError:
-        return removed
-    for entry in candidates:
-        try:
-            descriptor = os.open(entry.path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: a live writer
-            os.close(descriptor)
-            continue
-        try:
-            if os.stat(entry.path).st_ino == os.fstat(descriptor).st_ino:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except OSError:
-            pass
-        finally:
-            os.close(descriptor)
-    return removed
-
-
-def _pack(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
-    """MAGIC | header length | JSON header | little-endian float64 arrays | CRC-32."""
-    layout, chunks, offset = {}, [], 0
-    for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype="<f8")
-        layout[name] = {"offset": offset, "shape": list(data.shape)}
-        chunks.append(data.tobytes())
-        offset += data.nbytes
-    document = {"format": SNAPSHOT_FORMAT, "splitlab": _version(), **header, "arrays": layout}
-    text = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-    body = b"".join([_MAGIC, _LENGTH.pack(len(text)), text, *chunks])
-    return body + _CHECKSUM.pack(zlib.crc32(body))
-
-
-def _unpack(blob: object, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Check the framing (magic, length, CRC-32, format, kind, array layout); the content
-    is checked by the reader of each kind."""
-    if not isinstance(blob, (bytes, bytearray, memoryview)):
-        raise InvalidArgumentError("blob", f"must be bytes, got {type(blob).__name__}")
-    data = bytes(blob)
-    if not data.startswith(_MAGIC):
-        raise InvalidArgumentError("blob", f"is not a splitlab allocator {kind}")
-    if len(data) < len(_MAGIC) + _LENGTH.size + _CHECKSUM.size:
-        raise InvalidArgumentError("blob", f"is truncated ({len(data)} bytes)")
-    body, (checksum,) = data[: -_CHECKSUM.size], _CHECKSUM.unpack(data[-_CHECKSUM.size :])
-    if zlib.crc32(body) != checksum:
-        raise InvalidArgumentError(
-            "blob", f"is corrupt or truncated (checksum mismatch, {len(data)} bytes)"
-        )
-    start = len(_MAGIC) + _LENGTH.size
-    (length,) = _LENGTH.unpack(body[len(_MAGIC) : start])
-    if start + length > len(body):
-        raise InvalidArgumentError("blob", "has a header longer than the blob")
-    try:
-        header = json.loads(body[start : start + length])
-    except (ValueError, RecursionError) as exc:
-        raise InvalidArgumentError("blob", "has an unreadable header") from exc
-    if not isinstance(header, dict):
-        raise InvalidArgumentError("blob", "has a header that is not a JSON object")
-    found, readable = header.get("format"), _READABLE_FORMATS[kind]
-    if type(found) is not int or found not in readable:
-        raise InvalidArgumentError(
-            "blob",
-            f"has format {found!r}; this splitlab ({_version()}) reads {kind} format"
-            f"{'s' if len(readable) > 1 else ''} {' and '.join(map(str, readable))}",
-        )
-    if header.get("kind") != kind:
-        raise InvalidArgumentError("blob", f"is a {header.get('kind')}, not a {kind}")
-    payload = body[start + length :]
-    arrays = {}
-    layout = _as_dict(_field(header, "arrays", ""), "arrays")
-    for name, spec in layout.items():
-        where = f"arrays.{name}"
-        spec = _as_dict(spec, where, {"offset", "shape"})
-        begin = _as_int(spec["offset"], f"{where}.offset")
-        shape = tuple(
-            _as_int(size, f"{where}.shape") for size in _as_list(spec["shape"], f"{where}.shape")
-        )
-        count = math.prod(shape)
-        if begin + 8 * count > len(payload):
-            raise InvalidArgumentError("blob", f"array {name!r} runs past the end")
-        arrays[name] = (
-            np.frombuffer(payload, dtype="<f8", count=count, offset=begin).reshape(shape).copy()
-        )
-    return header, arrays
