@@ -1,15 +1,25 @@
-"""Peers side by side: environments, the splitlab side of each workload, and agreement."""
+"""Peers side by side (`python benchmarks/peers/run.py`, repository tooling): environments,
+the splitlab side of each workload, and agreement."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from splitlab.bench import peers
-from splitlab.bench.markdown import number, read_tables
 from splitlab.bench.provenance import PROVENANCE_PREFIXES
 
+# the repository tooling, not installed (benchmarks/tooling/)
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from tooling import peers
+from tooling.markdown_tables import number, read_tables
+
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--comparisons", "40", "--horizon", "60", "--replications", "2",
          "--linear-horizon", "20", "--repeats", "1"]  # fmt: skip
 
@@ -24,8 +34,6 @@ def _venv(root, peer, status, python=None):
 
 
 def test_peer_environment_reports_missing_failed_and_ok(tmp_path):
-    import sys
-
     assert peers.peer_environment("river", tmp_path) == (
         None, "not set up (run `bash benchmarks/peers/setup.sh`)",
     )  # fmt: skip
@@ -68,7 +76,6 @@ def test_max_relative_difference():
 
 def test_a_peer_that_cannot_run_is_recorded_and_the_rest_still_written(tmp_path, capsys):
     import importlib.util
-    import sys
 
     if importlib.util.find_spec("gbstats") is not None:
         pytest.skip("gbstats is importable here: the fake environment would work")
@@ -108,3 +115,21 @@ def test_gbstats_agrees_with_splitlab_where_the_methods_coincide(tmp_path):
             assert number(cell.split(" ")[1]) <= 1e-6
     speed = next(t for h, t in tables.items() if h.startswith("Statistics: speed"))[0]
     assert all(number(row["peer / splitlab"]) > 0 for row in speed)
+
+
+def test_the_script_runs_the_quick_sizes_and_records_its_command(tmp_path):
+    out = tmp_path / "peers.md"
+    arguments = ["--quick", "--peers", "obp", "--peers-dir", str(tmp_path / "none"),
+                 "--no-progress", "--out", str(out)]  # fmt: skip
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/peers/run.py", *arguments],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stderr == ""  # --no-progress
+    text = out.read_text()
+    assert f"- command: `python benchmarks/peers/run.py {' '.join(arguments)}`" in text
+    # --quick gives the smoke sizes
+    assert "comparisons=100, horizon=500, replications=3, linear_horizon=100, repeats=1" in text
+    status = {row["peer"]: row["status"] for row in read_tables(text)["Peers"][0]}
+    assert status == {"obp": "not set up (run `bash benchmarks/peers/setup.sh`)"}

@@ -11,10 +11,14 @@ import pytest
 from scipy import stats
 
 from splitlab.bench import scenario
-from splitlab.bench.markdown import number, read_tables
 from splitlab.bench.provenance import PROVENANCE_PREFIXES
 from splitlab.cli import main
 from splitlab.errors import InvalidArgumentError
+
+# the repository tooling reads the tables back (benchmarks/tooling/)
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from tooling.markdown_tables import number, read_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 BANDIT = """

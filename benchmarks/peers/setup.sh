@@ -7,8 +7,8 @@
 # splitlab's or another peer's) under $SPLITLAB_PEERS_DIR (default /tmp/splitlab-peers):
 # <dir>/<peer>/bin/python. The outcome of each install is written to <dir>/<peer>/STATUS
 # ("ok <versions>" or "failed: <reason>") and the pip log to <dir>/<peer>/install.log;
-# `splitlab bench peers` (benchmarks/peers/run.py) reads both, runs the peers that
-# installed and records why the others did not. A failed peer does not stop the others.
+# `python benchmarks/peers/run.py` reads both, runs the peers that installed and records
+# why the others did not. A failed peer does not stop the others.
 set -u
 PYTHON=${PYTHON:-python3}
 ROOT=${SPLITLAB_PEERS_DIR:-/tmp/splitlab-peers}

@@ -28,8 +28,8 @@ peer / splitlab is printed; otherwise the report says they were not installed.
         [--out benchmarks/results/bandits_latency.md]
     splitlab bench speed [--quick]
 
-``splitlab bench peers`` runs the same kind of workloads on each peer in its own virtual
-environment instead (see ``splitlab.bench.peers``).
+The repository's ``python benchmarks/peers/run.py`` runs the same kind of workloads on each
+peer in its own virtual environment instead.
 """
 
 from __future__ import annotations

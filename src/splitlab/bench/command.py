@@ -1,11 +1,9 @@
 """``splitlab bench``: the command-line face of the benchmark suites.
 
-``splitlab bench [speed|regret|validity|peers|all] [--quick] [--out DIR] [--seed N]`` runs
-the registered suites (:data:`splitlab.bench.suites.SUITES`) into ``--out`` (default
+``splitlab bench [speed|regret|validity|all] [--quick] [--out DIR] [--seed N]`` runs the
+registered suites (:data:`splitlab.bench.suites.SUITES`) into ``--out`` (default
 ``benchmarks/results/``); ``--scenario FILE`` runs a user scenario instead
-(:mod:`splitlab.bench.scenario`); ``--readme`` then regenerates the README's "Performance"
-and "Validity" sections from the results in ``--out`` (alone, it only regenerates them).
-"all" includes the peers suite only when a peer environment is set up.
+(:mod:`splitlab.bench.scenario`).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import shlex
 import sys
 from pathlib import Path
 
-from splitlab.bench import peers as peer_suite
 from splitlab.bench.markdown import results_dir
 from splitlab.bench.progress import Progress
 from splitlab.bench.suites import GROUPS, select
@@ -28,7 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="run the benchmark suites or a scenario file; write Markdown tables and plots",
-        description="Run benchmark suites (speed, regret, validity, peers, or all) or a "
+        description="Run benchmark suites (speed, regret, validity, or all) or a "
         "scenario file, print their tables and write Markdown and PNG files to --out, each "
         "with its provenance (version, commit, seed, parameters, machine, command).",
     )
@@ -37,11 +34,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     bench.add_argument("--out", metavar="DIR", help="results directory (benchmarks/results/)")
     bench.add_argument("--scenario", metavar="FILE", help="a TOML (or YAML) scenario to run")
     bench.add_argument("--seed", type=int, help="override every suite's or scenario's seed")
-    bench.add_argument(
-        "--readme", action="store_true",
-        help="regenerate README.md's Performance and Validity sections from --out",
-    )  # fmt: skip
-    bench.add_argument("--readme-path", metavar="FILE", help=argparse.SUPPRESS)
     bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return bench
 
@@ -62,13 +54,9 @@ def _command(arguments: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
-def _peers_set_up() -> bool:
-    return any(peer_suite.peer_environment(peer)[0] is not None for peer in peer_suite.PEERS)
-
-
 def run_bench(arguments: argparse.Namespace) -> int:
     """Run what the arguments ask for; 0 when every suite succeeded, 1 otherwise."""
-    from splitlab.bench import readme, scenario
+    from splitlab.bench import scenario
 
     if arguments.seed is not None and not 0 <= arguments.seed < 2**32:
         raise InvalidArgumentError("--seed", f"must be in [0, 2**32), got {arguments.seed}")
@@ -80,16 +68,11 @@ def run_bench(arguments: argparse.Namespace) -> int:
     loaded = scenario.load(arguments.scenario) if arguments.scenario else None
 
     group = arguments.suite
-    if group is None and loaded is None and not arguments.readme:
+    if group is None and loaded is None:
         group = "all"
     failures = []
     if group is not None:
-        suites = select(group)
-        if group == "all" and not _peers_set_up():
-            suites = [suite for suite in suites if suite.group != "peers"]
-            print("peers: no peer environment set up (bash benchmarks/peers/setup.sh); skipped",
-                  file=sys.stderr)  # fmt: skip
-        for suite in suites:
+        for suite in select(group):
             if not suite.available():
                 print(f"{suite.name}: {suite.target} not found; skipped", file=sys.stderr)
                 continue
@@ -103,9 +86,6 @@ def run_bench(arguments: argparse.Namespace) -> int:
     if loaded is not None:
         scenario.run(loaded, out, command=command, seed=arguments.seed, progress=progress,
                      source=Path(arguments.scenario))  # fmt: skip
-    if arguments.readme:
-        path = readme.update(out, readme_path=arguments.readme_path)
-        print(f"README sections regenerated in {path} from {out}")
     if failures:
         print(f"splitlab: error: suites failed: {', '.join(failures)}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """The registry of benchmark suites that ``splitlab bench`` runs.
 
 A suite is one results file ``<out>/<name>.md`` (plus any PNG beside it) in a group
-(``speed``, ``regret``, ``validity``, ``peers``). Its ``target`` is either a module of this
+(``speed``, ``regret``, ``validity``). Its ``target`` is either a module of this
 package with ``main(argv, *, command, progress)`` — it is imported and called — or a script
 path relative to the repository (``benchmarks/x.py``), run in a subprocess with
 ``--out FILE [--seed N] [quick options]``. Adding a suite is one line in :data:`SUITES`.
@@ -12,7 +12,7 @@ path relative to the repository (``benchmarks/x.py``), run in a subprocess with
 Traceback (most recent call last):
 ...
 splitlab.errors.UnknownOptionError: suite: unknown value 'everything'; expected one of \
-speed, regret, validity, peers, all
+speed, regret, validity, all
 """
 
 from __future__ import annotations
@@ -84,9 +84,8 @@ SUITES: tuple[Suite, ...] = (
     Suite("ope", "speed", "splitlab.bench.ope"),
     Suite("bandits_regret", "regret", "splitlab.bench.bandits_regret"),
     Suite("validity_sequential", "validity", "splitlab.bench.validity_sequential"),
-    Suite("peers", "peers", "splitlab.bench.peers"),
 )
-GROUPS = ("speed", "regret", "validity", "peers")
+GROUPS = ("speed", "regret", "validity")
 
 
 def select(group: str) -> list[Suite]:

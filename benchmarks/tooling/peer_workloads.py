@@ -1,8 +1,9 @@
 """Workloads run inside a peer library's own virtual environment (no splitlab there).
 
-``splitlab.bench.peers`` starts ``<peer venv>/bin/python peer_workloads.py`` with a JSON
-request on stdin and reads one JSON object from stdout: the peer's versions and, per
-workload, the best wall time of ``repeats`` runs and the numbers it computed. The file
+``tooling.peers`` (``python benchmarks/peers/run.py``) starts ``<peer venv>/bin/python
+peer_workloads.py`` with a JSON request on stdin and reads one JSON object from stdout: the
+peer's versions and, per workload, the best wall time of ``repeats`` runs and the numbers it
+computed. The file
 imports only the standard library and numpy at the top; each peer is imported inside its
 own function, so the module also imports (and its doctest runs) where no peer is installed.
 

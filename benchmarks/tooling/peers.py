@@ -3,7 +3,7 @@
 Each peer lives in its own virtual environment, made by ``bash benchmarks/peers/setup.sh``
 under ``$SPLITLAB_PEERS_DIR`` (default ``/tmp/splitlab-peers``). This runner starts
 ``<venv>/bin/python peer_workloads.py`` per installed peer (a subprocess, JSON in on stdin
-and out on stdout, see :mod:`splitlab.bench.peer_workloads`), times splitlab on the same
+and out on stdout, see :mod:`tooling.peer_workloads`), times splitlab on the same
 inputs in this process, and writes one table of speed ratios and one of agreement of the
 numbers where the methods coincide. A peer whose environment is missing or failed to
 install is listed with the reason its ``STATUS`` file gives.
@@ -22,7 +22,6 @@ Workloads:
   public API; the mean cumulative regret of each is compared with splitlab's.
 
     python benchmarks/peers/run.py [--quick] [--peers gbstats river ...]
-    splitlab bench peers [--quick]
 """
 
 from __future__ import annotations
@@ -37,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from splitlab.bench import peer_workloads
 from splitlab.bench.markdown import results_dir, table, write_text
 from splitlab.bench.progress import Progress
 from splitlab.bench.provenance import Provenance, script_command
+from tooling import peer_workloads
 
 __all__ = ["PEERS", "main", "peer_environment", "peers_dir"]
 
@@ -376,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peers-dir", type=Path, default=None, help="default $SPLITLAB_PEERS_DIR")
     parser.add_argument("--out", type=Path, default=results_dir() / "peers.md")
+    parser.add_argument("--quick", action="store_true", help="smoke sizes: " + " ".join(QUICK))
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
 
@@ -384,6 +385,8 @@ def main(
 ) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.quick:  # the smoke sizes first, so that options given explicitly still win
+        args = parser.parse_args([*QUICK, *(sys.argv[1:] if argv is None else argv)])
     sizes = (args.comparisons, args.horizon, args.replications, args.linear_horizon, args.repeats)
     if min(sizes) < 1 or args.replications < 2:
         parser.error("sizes must be positive and --replications at least 2")
@@ -398,7 +401,7 @@ def main(
         },
         libraries=("numpy", "scipy", "numba"),
     )  # fmt: skip
-    progress = progress or Progress()
+    progress = progress or Progress(enabled=not args.no_progress)
     progress.start("peers", total=len(args.peers) + 2)
 
     stats = make_stats(args.comparisons, args.seed)
