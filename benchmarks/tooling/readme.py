@@ -164,7 +164,7 @@ def _performance(directory: Path) -> str:
             "other processes share (each file records the load average; compare ratios rather "
             "than absolute times). Regenerate the numbers with `splitlab bench speed` and "
             "`splitlab bench regret` (or `splitlab bench all`), then this section with "
-            "`splitlab bench --readme`. Methods, sizes and the exact commands are in "
+            "`python benchmarks/update_readme.py`. Methods, sizes and the exact commands are in "
             "[`benchmarks/README.md`](benchmarks/README.md) and each results file."
         ),
         "",
@@ -244,7 +244,7 @@ def _peers(directory: Path) -> list[str]:
         "",
         _paragraph(
             f"From {_source(text, 'peers')}; regenerate with `bash benchmarks/peers/setup.sh` "
-            "and `splitlab bench peers`. Where the methods coincide, splitlab's effect, "
+            "and `python benchmarks/peers/run.py`. Where the methods coincide, splitlab's effect, "
             f"interval and p-value (or chance to win and risk) agree with the peer's in {agree} "
             f"of {coincide} comparisons to 1e-6 relative; the conventions that differ are "
             "listed in the file."
@@ -286,7 +286,7 @@ def _validity(directory: Path) -> str:
         _paragraph(
             "Type I error and coverage of the sequential methods when an experiment is checked "
             "after every batch, by seeded simulation. Regenerate the numbers with "
-            "`splitlab bench validity`, then this section with `splitlab bench --readme`; "
+            "`splitlab bench validity`, then this section with `python benchmarks/update_readme.py`; "
             "your own process and looks: `splitlab bench --scenario FILE` "
             "([`benchmarks/scenarios/`](benchmarks/scenarios/))."
         ),
