@@ -11,13 +11,12 @@ import os  # noqa: F401
 from splitlab.allocator.allocator import (
     SNAPSHOT_FORMAT,
     Allocator,
-    AllocatorSRM,
-    BoundedStore,
     Decision,
     DecisionLogOverflowWarning,
     PendingDecision,
-    StickyStore,
 )
+from splitlab.allocator.assignment import BoundedStore, StickyStore
+from splitlab.allocator.srm import AllocatorSRM
 
 __all__ = [
     "SNAPSHOT_FORMAT",

@@ -69,7 +69,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from splitlab._validation import check_integer
 from splitlab.allocator.assignment import BoundedStore, StickyStore, cdf, check_arms, draw
@@ -99,6 +98,7 @@ from splitlab.allocator.persistence import (
     splitlab_version,
     unpack,
 )
+from splitlab.allocator.srm import AllocatorSRM, SRMAccumulator, srm_result
 from splitlab.bandits import base as policy_base
 from splitlab.bandits.base import REWARD_LIMIT, Policy
 from splitlab.bandits.linear import LinTS, LogisticTS
@@ -114,7 +114,6 @@ from splitlab.hashing import unit_uniform
 
 _THOMPSON_TYPE = (ThompsonSampling, GaussianThompson, LinTS, LogisticTS)
 _PURGE_EVERY = 256  # decisions between sweeps for expired pending decisions
-_FOLD_EVERY = 1024  # served weight vectors buffered before folding into SRM expectations
 _new_tuple = tuple.__new__  # builds a Decision without the NamedTuple's Python-level __new__
 
 
@@ -144,16 +143,6 @@ class PendingDecision(NamedTuple):
     timestamp: float
     unit: str | None
     context: np.ndarray | None
-
-
-class AllocatorSRM(NamedTuple):
-    """Sample-ratio check of served counts against served weights: Pearson's chi-square
-    summed over periods (degrees of freedom summed too)."""
-
-    statistic: float
-    df: int
-    p_value: float
-    periods: pd.DataFrame
 
 
 class DecisionLogOverflowWarning(UserWarning):
@@ -306,12 +295,7 @@ class Allocator:
         self._since_purge = 0
         self._stale = True
         self._table: tuple = ()
-        # SRM accumulators: closed-form per period (counts, expected counts); the current
-        # period's counts and (decisions served, probabilities) parts are folded in lazily
-        self._srm_periods: dict[int, list[np.ndarray]] = {}
-        self._srm_counts = [0] * n_arms
-        self._table_served = 0
-        self._expected_parts: list[tuple[int, np.ndarray]] = []
+        self._srm = SRMAccumulator(n_arms)
         # replicas: statistics present at construction are nobody's contribution; ``_seen``
         # holds, per other origin, (observations, cumulative statistics) applied from it
         self._events = 0  # decisions and rewards recorded here under this origin
@@ -348,15 +332,11 @@ class Allocator:
                 table = self._refresh_table() if self._stale else self._table
                 index = min(bisect_right(table[0], uniform * table[1]), table[3])
                 propensity, probabilities = table[2][index], table[4]
-                self._srm_counts[index] += 1
-                self._table_served += 1
+                self._srm.served_table(index)
             else:
                 probabilities = self._probabilities(context, available)
                 index, propensity = draw(probabilities.tolist(), uniform)
-                self._srm_counts[index] += 1
-                self._expected_parts.append((1, probabilities))
-                if len(self._expected_parts) >= _FOLD_EVERY:
-                    self._settle_srm()
+                self._srm.served(index, probabilities, self._period)
             if self._sticky_store is not None and unit_key is not None:
                 self._sticky_store.set(unit_key, (self.arms[index], propensity))
             return self._record(now, unit_key, index, propensity, probabilities, context, False)
@@ -559,11 +539,6 @@ class Allocator:
 
     def _refresh_table(self) -> tuple:
         """Rebuild the context-free draw table (CDF as Python lists for bisect)."""
-        if self._table_served:
-            self._expected_parts.append((self._table_served, self._table[4]))
-            self._table_served = 0
-            if len(self._expected_parts) >= _FOLD_EVERY:
-                self._settle_srm()
         serving = self._serving
         if self.winner_threshold is not None and self._winner is None and not self._burning:
             prob_best = _prob_best(serving)
@@ -574,29 +549,13 @@ class Allocator:
         propensities = probabilities.tolist()
         cumulative, last = cdf(propensities)
         self._table = (cumulative, cumulative[-1], propensities, last, probabilities)
+        self._srm.new_table(probabilities, self._period)
         self._stale = False
         return self._table
 
-    def _settle_srm(self) -> None:
-        """Fold the current period's pending SRM counts and expected counts into arrays."""
-        if self._table_served:
-            self._expected_parts.append((self._table_served, self._table[4]))
-            self._table_served = 0
-        period = self._srm_periods.get(self._period)
-        if period is None:
-            n_arms = len(self.arms)
-            period = self._srm_periods[self._period] = [np.zeros(n_arms), np.zeros(n_arms)]
-        period[0] += self._srm_counts
-        self._srm_counts = [0] * len(self.arms)
-        parts = self._expected_parts
-        if parts:
-            served = np.array([count for count, _ in parts], dtype=np.float64)
-            period[1] += served @ np.stack([probabilities for _, probabilities in parts])
-            self._expected_parts = []
-
     def _refresh(self, now: float) -> None:
         """End the period; in periodic mode serve the learner's current weights."""
-        self._settle_srm()
+        self._srm.settle(self._period)
         self._period += 1
         self._version += 1
         self._rewards_since_refresh = 0
@@ -690,36 +649,8 @@ class Allocator:
         since Var(n_k) = Σ p_k(1 − p_k) is then below the constant-weight variance. Sticky
         repeats are not draws and are left out; so are arms with zero expected count."""
         with self._lock:
-            self._settle_srm()
-            periods = {
-                key: [value[0].copy(), value[1].copy()] for key, value in self._srm_periods.items()
-            }
-        rows = []
-        total_statistic, total_df = 0.0, 0
-        for period, (counts, expected) in sorted(periods.items()):
-            positive = expected > 1e-12
-            with np.errstate(divide="ignore", invalid="ignore"):
-                statistic = float(
-                    np.sum((counts[positive] - expected[positive]) ** 2 / expected[positive])
-                )
-            if np.any(counts[~positive] > 0):
-                statistic = math.inf
-            df = int(positive.sum()) - 1
-            if df > 0:
-                total_statistic += statistic
-                total_df += df
-            p_value = float(scipy_stats.chi2.sf(statistic, df)) if df > 0 else math.nan
-            row = {"period": period, "decisions": int(counts.sum()), "statistic": statistic,
-                   "df": df, "p_value": p_value}  # fmt: skip
-            for label, count, expectation in zip(self.arms, counts, expected, strict=True):
-                row[f"n_{label}"] = round(count)
-                row[f"expected_{label}"] = float(expectation)
-            rows.append(row)
-        p_value = float(scipy_stats.chi2.sf(total_statistic, total_df)) if total_df else math.nan
-        frame = pd.DataFrame(rows)
-        frame.attrs["alpha"] = alpha
-        frame.attrs["flagged"] = bool(p_value < alpha) if total_df else False
-        return AllocatorSRM(total_statistic, total_df, p_value, frame)
+            periods = self._srm.settled(self._period)
+        return srm_result(periods, self.arms, alpha)
 
     # ------------------------------------------------------------------ decision log
 
@@ -965,7 +896,7 @@ class Allocator:
         never pickle. Everything is copied under the lock, so a snapshot taken while other
         threads serve is one consistent state (it is encoded after the lock is released)."""
         with self._lock:
-            self._settle_srm()
+            self._srm.settle(self._period)
             arrays = {f"policy.{k}": v[0].copy() for k, v in self.policy.arrays.items()}
             if self.mode == "periodic":
                 arrays.update(
@@ -974,10 +905,11 @@ class Allocator:
             arrays.update({f"base.{k}": v.copy() for k, v in self._base.items()})
             for position, (_, seen) in enumerate(self._seen.values()):
                 arrays.update({f"seen.{position}.{k}": v for k, v in seen.items()})
-            periods = sorted(self._srm_periods)
+            srm_periods = self._srm.periods
+            periods = sorted(srm_periods)
             if periods:
-                arrays["srm.counts"] = np.stack([self._srm_periods[p][0] for p in periods])
-                arrays["srm.expected"] = np.stack([self._srm_periods[p][1] for p in periods])
+                arrays["srm.counts"] = np.stack([srm_periods[p][0] for p in periods])
+                arrays["srm.expected"] = np.stack([srm_periods[p][1] for p in periods])
             pending = list(self._pending.values())
             n_arms = len(self.arms)
             numbers = [_TIME, _ARM, _PROPENSITY, _VERSION, _PERIOD, _STICKY]
@@ -1254,7 +1186,7 @@ class Allocator:
                 arrays, "srm.expected", (len(periods), n_arms), minimum=0
             )
             for position, period in enumerate(periods):
-                alloc._srm_periods[period] = [counts[position], expected_counts[position]]
+                alloc._srm.periods[period] = [counts[position], expected_counts[position]]
         alloc._base = {
             key: checked_array(arrays, f"base.{key}", shape, **COUNT_RULES.get(key, {}))
             for key, shape in statistic_shapes.items()
@@ -1372,6 +1304,19 @@ class Allocator:
     def _copy_policy(policy: Policy) -> Policy:
         """An independent policy with the same settings and statistics (the served copy)."""
         return type(policy).from_state(policy.state())
+
+    @property
+    def _srm_counts(self) -> list[int]:
+        """The current period's draw counts not yet folded (tests inject draws here)."""
+        return self._srm.counts
+
+    @property
+    def _table_served(self) -> int:
+        return self._srm.table_served
+
+    @_table_served.setter
+    def _table_served(self, value: int) -> None:
+        self._srm.table_served = value
 
     def _check_label(self, label: object, argument: str = "arm") -> int:
         index = self._arm_index.get(label)  # type: ignore[arg-type]
