@@ -62,7 +62,7 @@ import threading
 import time
 import warnings
 from bisect import bisect_right
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -72,6 +72,24 @@ import pandas as pd
 
 from splitlab._validation import check_integer
 from splitlab.allocator.assignment import BoundedStore, StickyStore, cdf, check_arms, draw
+from splitlab.allocator.pending import (
+    ARM,
+    CONTEXT,
+    ID,
+    PERIOD,
+    PROBABILITIES,
+    PROPENSITY,
+    REWARD,
+    REWARD_TIME,
+    STICKY,
+    TIME,
+    UNIT,
+    VERSION,
+    PendingDecision,
+    PendingStore,
+    UnknownDecision,
+    new_row,
+)
 from splitlab.allocator.persistence import (
     COUNT_RULES,
     SETTING_FIELDS,
@@ -113,7 +131,6 @@ from splitlab.errors import InvalidArgumentError, UnknownOptionError
 from splitlab.hashing import unit_uniform
 
 _THOMPSON_TYPE = (ThompsonSampling, GaussianThompson, LinTS, LogisticTS)
-_PURGE_EVERY = 256  # decisions between sweeps for expired pending decisions
 _new_tuple = tuple.__new__  # builds a Decision without the NamedTuple's Python-level __new__
 
 
@@ -133,26 +150,9 @@ class Decision(NamedTuple):
     sticky: bool = False
 
 
-class PendingDecision(NamedTuple):
-    """A decision still waiting for its reward (see :meth:`Allocator.pending_decision`)."""
-
-    id: str
-    arm: str
-    arm_index: int
-    propensity: float
-    timestamp: float
-    unit: str | None
-    context: np.ndarray | None
-
-
 class DecisionLogOverflowWarning(UserWarning):
     """The decision log reached ``log_capacity`` before a flush; the oldest rows were
     dropped (counted in ``Allocator.counters()['log_dropped']``)."""
-
-
-# A pending decision and its decision-log row are one list (the reward is filled in place).
-_ID, _TIME, _UNIT, _ARM, _PROPENSITY, _PROBABILITIES, _VERSION, _PERIOD = range(8)
-_CONTEXT, _REWARD, _REWARD_TIME, _STICKY = range(8, 12)
 
 
 class Allocator:
@@ -266,8 +266,6 @@ class Allocator:
         self._epoch = os.urandom(8).hex()  # the origin: decision ids and replica deltas
         self._counter = 0  # decisions issued under this epoch
         self._issued: dict[str, int] = {}  # decisions issued under earlier (restored) epochs
-        self._pending: OrderedDict[str, list] = OrderedDict()
-        self._done: OrderedDict[str, None] = OrderedDict()
         self._log: deque[list] | None = deque() if self.log_enabled else None
         self._counters = dict.fromkeys(
             (
@@ -281,6 +279,9 @@ class Allocator:
             ),
             0,
         )
+        self._pending = PendingStore(
+            self.attribution_window, self.max_pending, self.dedupe_capacity, self._counters, clock
+        )
         n_arms = len(self.arms)
         self._decisions = [0] * n_arms
         self._rewards = [0] * n_arms
@@ -292,7 +293,6 @@ class Allocator:
         self._version = 1
         self._rewards_since_refresh = 0
         self._refreshed_at = clock()
-        self._since_purge = 0
         self._stale = True
         self._table: tuple = ()
         self._srm = SRMAccumulator(n_arms)
@@ -347,15 +347,11 @@ class Allocator:
         self._events += 1
         decision_id = f"{self._epoch}-{counter:x}"
         version = self._version
-        row = [
+        row = new_row(
             decision_id, now, unit, index, propensity, probabilities, version, self._period,
-            None if context is None else np.array(context, dtype=np.float64), None, None, sticky,
-        ]  # fmt: skip
-        pending = self._pending
-        pending[decision_id] = row
-        if len(pending) > self.max_pending:
-            pending.popitem(last=False)
-            self._counters["evicted"] += 1
+            context, sticky,
+        )  # fmt: skip
+        self._pending.add(row, now)
         log = self._log
         if log is not None:
             if len(log) >= self.log_capacity:
@@ -366,9 +362,6 @@ class Allocator:
         if self._burning and decisions[index] == self.burn_in and min(decisions) >= self.burn_in:
             self._burning = False
             self._refresh(now)
-        self._since_purge += 1
-        if self._since_purge >= _PURGE_EVERY:
-            self._purge_expired(now)
         return _new_tuple(
             Decision,
             (decision_id, self.arms[index], propensity, probabilities, version, now, unit, index,
@@ -427,49 +420,29 @@ class Allocator:
                 "decision", f"must be a Decision or a decision id, got {type(decision).__name__}"
             )
         with self._lock:
-            row = self._pending.get(decision_id)
-            if row is None:
-                if decision_id in self._done:
-                    self._counters["duplicates"] += 1
-                    return False
-                raise InvalidArgumentError("decision", self._missing(decision_id))
-            now = self._clock()
-            window = self.attribution_window
-            if window is not None and now - row[_TIME] > window:
-                del self._pending[decision_id]
-                self._counters["expired"] += 1
-                raise InvalidArgumentError(
-                    "decision",
-                    f"{decision_id!r} expired: its reward came {now - row[_TIME]:.0f} s after "
-                    f"the decision (attribution_window={window:g} s)",
-                )
-            index = row[_ARM]
+            try:
+                claimed = self._pending.claim(decision_id)
+            except UnknownDecision:
+                raise InvalidArgumentError("decision", self._missing(decision_id)) from None
+            if claimed is None:
+                return False
+            row, now = claimed
+            index = row[ARM]
             weight = 1.0
             if self._importance_weighted:
                 # EXP3 divides by the arm's probability at update time; rescale so that the
                 # estimate divides by the propensity the decision was actually drawn with
                 current = self.policy._cached_probabilities()[index]
-                weight = float(current) / row[_PROPENSITY]
-            self.policy.update(index, reward, row[_CONTEXT], weight)  # validates first
-            del self._pending[decision_id]
-            row[_REWARD], row[_REWARD_TIME] = reward, now
-            done = self._done
-            done[decision_id] = None
-            if len(done) > self.dedupe_capacity:
-                done.popitem(last=False)
-            self._count_reward(index, row[_REWARD])
+                weight = float(current) / row[PROPENSITY]
+            self.policy.update(index, reward, row[CONTEXT], weight)  # validates first
+            self._pending.complete(row, reward, now)
+            self._count_reward(index, row[REWARD])
         return True
 
     def pending_decision(self, decision_id: str) -> PendingDecision | None:
         """The decision ``decision_id`` if it is still waiting for its reward, else None."""
         with self._lock:
-            row = self._pending.get(decision_id)
-            if row is None:
-                return None
-            return PendingDecision(
-                row[_ID], self.arms[row[_ARM]], row[_ARM], row[_PROPENSITY], row[_TIME],
-                row[_UNIT], None if row[_CONTEXT] is None else row[_CONTEXT].copy(),
-            )  # fmt: skip
+            return self._pending.decision(decision_id, self.arms)
 
     def _count_reward(self, index: int, reward: float) -> None:
         self._events += 1
@@ -595,19 +568,6 @@ class Allocator:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _purge_expired(self, now: float) -> None:
-        self._since_purge = 0
-        window = self.attribution_window
-        if window is None:
-            return
-        pending = self._pending
-        while pending:
-            decision_id, row = next(iter(pending.items()))
-            if now - row[_TIME] <= window:
-                break
-            del pending[decision_id]
-            self._counters["expired"] += 1
-
     def counters(self) -> dict[str, int]:
         """Operational counts: duplicates ignored, decisions expired or evicted before their
         reward, log rows dropped, deltas merged, refreshes, and pending decisions."""
@@ -671,7 +631,7 @@ class Allocator:
         with self._lock:
             rows, kept = [], deque()
             for row in self._log:
-                if include_pending or row[_ID] not in self._pending:
+                if include_pending or row[ID] not in self._pending:
                     rows.append(row)
                 else:
                     kept.append(row)
@@ -694,36 +654,36 @@ class Allocator:
         n_arms = len(self.arms)
         count = len(rows)
         probabilities = (
-            np.stack([row[_PROBABILITIES] for row in rows]) if count else np.empty((0, n_arms))
+            np.stack([row[PROBABILITIES] for row in rows]) if count else np.empty((0, n_arms))
         )
-        timestamps = np.array([row[_TIME] for row in rows], dtype=np.float64)
-        reward_times = [row[_REWARD_TIME] for row in rows]
+        timestamps = np.array([row[TIME] for row in rows], dtype=np.float64)
+        reward_times = [row[REWARD_TIME] for row in rows]
         columns: dict[str, Any] = {
-            "decision_id": pa.array([row[_ID] for row in rows], pa.string()),
+            "decision_id": pa.array([row[ID] for row in rows], pa.string()),
             "timestamp": _timestamps(timestamps, pa),
-            "unit": pa.array([row[_UNIT] for row in rows], pa.string()),
+            "unit": pa.array([row[UNIT] for row in rows], pa.string()),
             "experiment": pa.array([self.salt] * count, pa.string()),
-            "arm": pa.array([self.arms[row[_ARM]] for row in rows], pa.string()),
-            "action": pa.array([row[_ARM] for row in rows], pa.int64()),
-            "propensity": pa.array([row[_PROPENSITY] for row in rows], pa.float64()),
+            "arm": pa.array([self.arms[row[ARM]] for row in rows], pa.string()),
+            "action": pa.array([row[ARM] for row in rows], pa.int64()),
+            "propensity": pa.array([row[PROPENSITY] for row in rows], pa.float64()),
         }
         for k in range(n_arms):
             columns[f"prob_{k}"] = pa.array(probabilities[:, k], pa.float64())
         if self.policy.contextual:
             contexts = (
-                np.stack([row[_CONTEXT] for row in rows])
+                np.stack([row[CONTEXT] for row in rows])
                 if count
                 else np.empty((0, self.policy.n_features))
             )
             for j in range(self.policy.n_features):  # type: ignore[arg-type]
                 columns[f"x_{j}"] = pa.array(contexts[:, j], pa.float64())
-        columns["policy_version"] = pa.array([row[_VERSION] for row in rows], pa.int64())
-        columns["period"] = pa.array([row[_PERIOD] for row in rows], pa.int64())
-        columns["reward"] = pa.array([row[_REWARD] for row in rows], pa.float64())
+        columns["policy_version"] = pa.array([row[VERSION] for row in rows], pa.int64())
+        columns["period"] = pa.array([row[PERIOD] for row in rows], pa.int64())
+        columns["reward"] = pa.array([row[REWARD] for row in rows], pa.float64())
         columns["reward_timestamp"] = _timestamps(
             np.array([math.nan if t is None else t for t in reward_times]), pa
         )
-        columns["sticky"] = pa.array([row[_STICKY] for row in rows], pa.bool_())
+        columns["sticky"] = pa.array([row[STICKY] for row in rows], pa.bool_())
         table = pa.table(columns)
         metadata = {
             "splitlab_version": splitlab_version(),
@@ -910,23 +870,10 @@ class Allocator:
             if periods:
                 arrays["srm.counts"] = np.stack([srm_periods[p][0] for p in periods])
                 arrays["srm.expected"] = np.stack([srm_periods[p][1] for p in periods])
-            pending = list(self._pending.values())
-            n_arms = len(self.arms)
-            numbers = [_TIME, _ARM, _PROPENSITY, _VERSION, _PERIOD, _STICKY]
-            arrays["pending.numbers"] = np.array(
-                [[row[k] for k in numbers] for row in pending], dtype=np.float64
-            ).reshape(len(pending), len(numbers))
-            arrays["pending.probabilities"] = (
-                np.stack([row[_PROBABILITIES] for row in pending])
-                if pending
-                else np.empty((0, n_arms))
+            pending, pending_arrays = self._pending.snapshot(
+                len(self.arms), self.policy.n_features if self.policy.contextual else None
             )
-            if self.policy.contextual:
-                arrays["pending.contexts"] = (
-                    np.stack([row[_CONTEXT] for row in pending])
-                    if pending
-                    else np.empty((0, self.policy.n_features))
-                )
+            arrays.update(pending_arrays)
             header = {
                 "kind": "snapshot",
                 **self._identity(),
@@ -948,9 +895,7 @@ class Allocator:
                     "origin": self._epoch,
                     "events": self._events,
                     "seen": [[origin, events] for origin, (events, _) in self._seen.items()],
-                    "pending_ids": [row[_ID] for row in pending],
-                    "pending_units": [row[_UNIT] for row in pending],
-                    "done": list(self._done),
+                    **pending,
                     "sticky": self._sticky_items(),
                 },
             }
@@ -1218,7 +1163,13 @@ class Allocator:
                 )
         if events > 0:  # the snapshot's origin is an earlier incarnation of this replica
             alloc._seen[origin] = (events, own)
-        alloc._restore_pending(state, arrays, names)
+        rows = alloc._pending.restore(
+            state, arrays, names, n_arms,
+            alloc.policy.n_features if alloc.policy.contextual else None,
+            alloc._version, alloc._period,
+        )  # fmt: skip
+        if alloc._log is not None:
+            alloc._log.extend(rows)
         extra = set(arrays) - names
         if extra:
             raise InvalidArgumentError("blob", f"has unexpected array(s) {sorted(extra)}")
@@ -1240,63 +1191,6 @@ class Allocator:
                     alloc._sticky_store.set(unit, (arm, propensity))
         alloc._stale = True
         return alloc
-
-    def _restore_pending(self, state: dict, arrays: dict, names: set[str]) -> None:
-        """Pending decisions (and their log rows) from the snapshot, every column checked."""
-        ids = as_list(state["pending_ids"], "state.pending_ids")
-        count = len(ids)
-        units = as_list(state["pending_units"], "state.pending_units", count)
-        done = as_list(state["done"], "state.done")
-        for where, values in (("state.pending_ids", ids), ("state.done", done)):
-            for position, value in enumerate(values):
-                as_str(value, f"{where}[{position}]")
-            if len(set(values)) != len(values):
-                raise corrupt(where, "repeats an id")
-        if set(ids) & set(done):
-            raise corrupt("state.done", "holds ids that are still pending")
-        for position, unit in enumerate(units):
-            if unit is not None:
-                as_str(unit, f"state.pending_units[{position}]")
-        n_arms = len(self.arms)
-        numbers = checked_array(arrays, "pending.numbers", (count, 6))
-        probabilities = checked_array(arrays, "pending.probabilities", (count, n_arms), minimum=0)
-        if np.any(probabilities > 1) or np.any(np.abs(probabilities.sum(axis=1) - 1) > 1e-9):
-            raise corrupt("pending.probabilities", "rows must be probabilities summing to 1")
-        contexts = None
-        if self.policy.contextual:
-            names.add("pending.contexts")
-            contexts = checked_array(arrays, "pending.contexts", (count, self.policy.n_features))
-        when, arm, propensity, version, period, sticky = numbers.T
-        checks = {
-            "arm index": (arm == np.round(arm)) & (arm >= 0) & (arm < n_arms),
-            "propensity": (propensity > 0) & (propensity <= 1),
-            "policy version": (version == np.round(version)) & (version >= 1)
-            & (version <= self._version),
-            "period": (period == np.round(period)) & (period >= 0) & (period <= self._period),
-            "sticky flag": (sticky == 0) | (sticky == 1),
-        }  # fmt: skip
-        for what, fine in checks.items():
-            if not fine.all():
-                row = int(np.flatnonzero(~fine)[0])
-                raise corrupt("pending.numbers", f"row {row} has an impossible {what}")
-        drawn = probabilities[np.arange(count), arm.astype(np.int64)]
-        mismatch = (sticky == 0) & (np.abs(drawn - propensity) > 1e-12)
-        if mismatch.any():
-            row = int(np.flatnonzero(mismatch)[0])
-            raise corrupt("pending.numbers", f"row {row}: propensity is not its arm's probability")
-        for position, decision_id in enumerate(ids):
-            row_probabilities = probabilities[position].copy()
-            row_probabilities.flags.writeable = False
-            row = [
-                decision_id, float(when[position]), units[position], int(arm[position]),
-                float(propensity[position]), row_probabilities, int(version[position]),
-                int(period[position]), None if contexts is None else contexts[position].copy(),
-                None, None, bool(sticky[position]),
-            ]  # fmt: skip
-            self._pending[decision_id] = row
-            if self._log is not None:
-                self._log.append(row)
-        self._done.update(dict.fromkeys(done))
 
     # ------------------------------------------------------------------ helpers
 
