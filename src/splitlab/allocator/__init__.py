@@ -8,14 +8,11 @@
 # ``os`` module itself) to simulate a failing rename.
 import os  # noqa: F401
 
-from splitlab.allocator.allocator import (
-    SNAPSHOT_FORMAT,
-    Allocator,
-    Decision,
-    DecisionLogOverflowWarning,
-    PendingDecision,
-)
+from splitlab.allocator.allocator import Allocator, Decision
 from splitlab.allocator.assignment import BoundedStore, StickyStore
+from splitlab.allocator.log import DecisionLogOverflowWarning
+from splitlab.allocator.pending import PendingDecision
+from splitlab.allocator.persistence import SNAPSHOT_FORMAT
 from splitlab.allocator.srm import AllocatorSRM
 
 __all__ = [

@@ -55,14 +55,11 @@ through other replicas, and any later delta carries everything an earlier one di
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
 import time
-import warnings
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -72,19 +69,12 @@ import pandas as pd
 
 from splitlab._validation import check_integer
 from splitlab.allocator.assignment import BoundedStore, StickyStore, cdf, check_arms, draw
+from splitlab.allocator.log import DecisionLog, decision_table
 from splitlab.allocator.pending import (
     ARM,
     CONTEXT,
-    ID,
-    PERIOD,
-    PROBABILITIES,
     PROPENSITY,
     REWARD,
-    REWARD_TIME,
-    STICKY,
-    TIME,
-    UNIT,
-    VERSION,
     PendingDecision,
     PendingStore,
     UnknownDecision,
@@ -113,7 +103,6 @@ from splitlab.allocator.persistence import (
     policy_problem,
     read_contributions,
     remove_stale_temporaries,
-    splitlab_version,
     unpack,
 )
 from splitlab.allocator.srm import AllocatorSRM, SRMAccumulator, srm_result
@@ -148,11 +137,6 @@ class Decision(NamedTuple):
     unit: str | None
     arm_index: int
     sticky: bool = False
-
-
-class DecisionLogOverflowWarning(UserWarning):
-    """The decision log reached ``log_capacity`` before a flush; the oldest rows were
-    dropped (counted in ``Allocator.counters()['log_dropped']``)."""
 
 
 class Allocator:
@@ -266,7 +250,6 @@ class Allocator:
         self._epoch = os.urandom(8).hex()  # the origin: decision ids and replica deltas
         self._counter = 0  # decisions issued under this epoch
         self._issued: dict[str, int] = {}  # decisions issued under earlier (restored) epochs
-        self._log: deque[list] | None = deque() if self.log_enabled else None
         self._counters = dict.fromkeys(
             (
                 "duplicates",
@@ -279,6 +262,7 @@ class Allocator:
             ),
             0,
         )
+        self._log = DecisionLog(self.log_capacity, self._counters) if self.log_enabled else None
         self._pending = PendingStore(
             self.attribution_window, self.max_pending, self.dedupe_capacity, self._counters, clock
         )
@@ -352,11 +336,8 @@ class Allocator:
             context, sticky,
         )  # fmt: skip
         self._pending.add(row, now)
-        log = self._log
-        if log is not None:
-            if len(log) >= self.log_capacity:
-                self._drop_log_row()
-            log.append(row)
+        if self._log is not None:
+            self._log.append(row)
         decisions = self._decisions
         decisions[index] += 1
         if self._burning and decisions[index] == self.burn_in and min(decisions) >= self.burn_in:
@@ -367,17 +348,6 @@ class Allocator:
             (decision_id, self.arms[index], propensity, probabilities, version, now, unit, index,
              sticky),
         )  # fmt: skip
-
-    def _drop_log_row(self) -> None:
-        self._log.popleft()  # type: ignore[union-attr]
-        self._counters["log_dropped"] += 1
-        if self._counters["log_dropped"] == 1:
-            warnings.warn(
-                f"the decision log reached log_capacity={self.log_capacity}; the oldest rows "
-                "are dropped until flush() is called",
-                DecisionLogOverflowWarning,
-                stacklevel=4,
-            )
 
     def update(
         self,
@@ -575,7 +545,7 @@ class Allocator:
             return {
                 **self._counters,
                 "pending": len(self._pending),
-                "log_rows": len(self._log or ()),
+                "log_rows": 0 if self._log is None else len(self._log),
             }
 
     def stats(self) -> pd.DataFrame:
@@ -622,78 +592,26 @@ class Allocator:
         receives a new part file per call (a dataset the Analyzer and ``splitlab.ope`` read).
         Returns the file written, or None when a directory flush had nothing to write.
         """
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         target = Path(path)
         if self._log is None:
             raise InvalidArgumentError("path", "this allocator keeps no decision log (log=False)")
         with self._lock:
-            rows, kept = [], deque()
-            for row in self._log:
-                if include_pending or row[ID] not in self._pending:
-                    rows.append(row)
-                else:
-                    kept.append(row)
+            rows = self._log.take(() if include_pending else self._pending)
             if target.is_dir():
                 if not rows:
                     return None
                 target = target / f"decisions-{self._epoch}-{self._counters['flushes']:06d}.parquet"
             self._counters["flushes"] += 1
-            self._log = kept
         try:  # serving goes on while the file is written
-            table = self._log_table(rows, pa)
+            table = decision_table(rows, self.arms, self.salt, self.policy, self.mode)
             atomic_write(target, lambda handle: pq.write_table(table, handle))
         except BaseException:
             with self._lock:  # nothing is lost: the rows go back to the front of the buffer
-                self._log = deque([*rows, *self._log])
+                self._log.put_back(rows)
             raise
         return target
-
-    def _log_table(self, rows: list[list], pa: Any) -> Any:
-        n_arms = len(self.arms)
-        count = len(rows)
-        probabilities = (
-            np.stack([row[PROBABILITIES] for row in rows]) if count else np.empty((0, n_arms))
-        )
-        timestamps = np.array([row[TIME] for row in rows], dtype=np.float64)
-        reward_times = [row[REWARD_TIME] for row in rows]
-        columns: dict[str, Any] = {
-            "decision_id": pa.array([row[ID] for row in rows], pa.string()),
-            "timestamp": _timestamps(timestamps, pa),
-            "unit": pa.array([row[UNIT] for row in rows], pa.string()),
-            "experiment": pa.array([self.salt] * count, pa.string()),
-            "arm": pa.array([self.arms[row[ARM]] for row in rows], pa.string()),
-            "action": pa.array([row[ARM] for row in rows], pa.int64()),
-            "propensity": pa.array([row[PROPENSITY] for row in rows], pa.float64()),
-        }
-        for k in range(n_arms):
-            columns[f"prob_{k}"] = pa.array(probabilities[:, k], pa.float64())
-        if self.policy.contextual:
-            contexts = (
-                np.stack([row[CONTEXT] for row in rows])
-                if count
-                else np.empty((0, self.policy.n_features))
-            )
-            for j in range(self.policy.n_features):  # type: ignore[arg-type]
-                columns[f"x_{j}"] = pa.array(contexts[:, j], pa.float64())
-        columns["policy_version"] = pa.array([row[VERSION] for row in rows], pa.int64())
-        columns["period"] = pa.array([row[PERIOD] for row in rows], pa.int64())
-        columns["reward"] = pa.array([row[REWARD] for row in rows], pa.float64())
-        columns["reward_timestamp"] = _timestamps(
-            np.array([math.nan if t is None else t for t in reward_times]), pa
-        )
-        columns["sticky"] = pa.array([row[STICKY] for row in rows], pa.bool_())
-        table = pa.table(columns)
-        metadata = {
-            "splitlab_version": splitlab_version(),
-            "arms": self.arms,
-            "policy": type(self.policy).__name__,
-            "hyperparameters": self.policy._hyperparameters(),
-            "mode": self.mode,
-            "salt": self.salt,
-        }
-        return table.replace_schema_metadata({"splitlab": json.dumps(metadata)})
 
     # ------------------------------------------------------------------ replicas
 
@@ -1318,9 +1236,3 @@ def _expectations(expect: object) -> dict[str, Any]:
         else:
             raise InvalidArgumentError("expect", "policy must be a policy name, class or instance")
     return out
-
-
-def _timestamps(seconds: np.ndarray, pa: Any) -> Any:
-    missing = np.isnan(seconds)
-    micros = np.where(missing, 0, np.round(np.where(missing, 0, seconds) * 1e6)).astype(np.int64)
-    return pa.array(micros, pa.timestamp("us", tz="UTC"), mask=missing)
