@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from splitlab._validation import check_integer
-from splitlab.allocator.assignment import BoundedStore, StickyStore, cdf, check_arms, draw
+from splitlab.allocator.assignment import BoundedStore, StickyStore, check_arms, draw
 from splitlab.allocator.log import DecisionLog, decision_table
 from splitlab.allocator.pending import (
     ARM,
@@ -105,21 +105,27 @@ from splitlab.allocator.persistence import (
     remove_stale_temporaries,
     unpack,
 )
+from splitlab.allocator.serving import (
+    check_min_weight,
+    check_winner_threshold,
+    copy_policy,
+    draw_table,
+    find_winner,
+    serve_learned,
+    served_probabilities,
+    serving_mode,
+)
 from splitlab.allocator.srm import AllocatorSRM, SRMAccumulator, srm_result
 from splitlab.bandits import base as policy_base
 from splitlab.bandits.base import REWARD_LIMIT, Policy
-from splitlab.bandits.linear import LinTS, LogisticTS
 from splitlab.bandits.mab import (
     EXP3,
     FixedSplit,
-    GaussianThompson,
     ThompsonSampling,
-    TopTwoThompson,
 )
-from splitlab.errors import InvalidArgumentError, UnknownOptionError
+from splitlab.errors import InvalidArgumentError
 from splitlab.hashing import unit_uniform
 
-_THOMPSON_TYPE = (ThompsonSampling, GaussianThompson, LinTS, LogisticTS)
 _new_tuple = tuple.__new__  # builds a Decision without the NamedTuple's Python-level __new__
 
 
@@ -211,11 +217,7 @@ class Allocator:
             policy.resize(len(self.arms), n_features)
         self.policy = policy
         self._importance_weighted = isinstance(policy, EXP3)
-        if mode is None:
-            mode = "periodic" if isinstance(policy, _THOMPSON_TYPE) else "online"
-        if mode not in ("online", "periodic"):
-            raise UnknownOptionError("mode", mode, ("online", "periodic"))
-        self.mode = mode
+        self.mode = mode = serving_mode(mode, policy)
         if not isinstance(salt, str):
             raise InvalidArgumentError("salt", f"must be a string, got {type(salt).__name__}")
         self.salt = salt
@@ -223,16 +225,8 @@ class Allocator:
         self.refresh_every = check_integer("refresh_every", refresh_every)
         self.refresh_seconds = _optional_positive("refresh_seconds", refresh_seconds)
         self.burn_in = check_integer("burn_in", burn_in, minimum=0)
-        self.min_weight = _probability("min_weight", min_weight, 0.0, 1.0 / len(self.arms))
-        if winner_threshold is not None:
-            winner_threshold = _probability("winner_threshold", winner_threshold, 0.5, 1.0)
-            if policy.contextual or not isinstance(policy, (ThompsonSampling, GaussianThompson)):
-                raise InvalidArgumentError(
-                    "winner_threshold",
-                    "needs a Bayesian context-free policy (ThompsonSampling, TopTwoThompson, "
-                    f"GaussianThompson), not {type(policy).__name__}",
-                )
-        self.winner_threshold = winner_threshold
+        self.min_weight = check_min_weight(min_weight, len(self.arms))
+        self.winner_threshold = check_winner_threshold(winner_threshold, policy)
         self.sticky = bool(sticky)
         self._sticky_store = sticky_store if sticky_store is not None else (
             BoundedStore(sticky_capacity) if self.sticky else None
@@ -270,7 +264,7 @@ class Allocator:
         self._decisions = [0] * n_arms
         self._rewards = [0] * n_arms
         self._reward_sums = [0.0] * n_arms
-        self._serving = self._copy_policy(policy) if mode == "periodic" else policy
+        self._serving = copy_policy(policy) if mode == "periodic" else policy
         self._burning = self.burn_in > 0
         self._winner: int | None = None
         self._period = 0
@@ -447,7 +441,7 @@ class Allocator:
             table = self._refresh_table() if self._stale else self._table
             return table[4]
         raw = self._serving.probabilities(context, mask)
-        shaped = self._shape(raw, mask)
+        shaped = served_probabilities(raw, mask, self._burning, self._winner, self.min_weight)
         shaped.flags.writeable = False
         return shaped
 
@@ -464,34 +458,15 @@ class Allocator:
             mask[self._check_label(value, "available")] = True
         return mask
 
-    def _shape(self, probabilities: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """Burn-in, winner and floor applied to the policy's probabilities. The policy's own
-        array is returned when nothing applies: callers freeze it, and policies build a new
-        array for every probability computation."""
-        if self._winner is None and not self._burning and self.min_weight == 0:
-            return probabilities
-        allowed = np.ones(len(self.arms), dtype=bool) if mask is None else mask
-        if self._winner is not None and allowed[self._winner]:
-            out = np.zeros(len(self.arms))
-            out[self._winner] = 1.0
-            return out
-        if self._burning:
-            return allowed / allowed.sum()
-        count = int(allowed.sum())
-        return self.min_weight * allowed + (1.0 - self.min_weight * count) * probabilities
-
     def _refresh_table(self) -> tuple:
         """Rebuild the context-free draw table (CDF as Python lists for bisect)."""
         serving = self._serving
         if self.winner_threshold is not None and self._winner is None and not self._burning:
-            prob_best = _prob_best(serving)
-            if prob_best.max() >= self.winner_threshold:
-                self._winner = int(np.argmax(prob_best))
-        probabilities = self._shape(serving._cached_probabilities(), None)
-        probabilities.flags.writeable = False
-        propensities = probabilities.tolist()
-        cumulative, last = cdf(propensities)
-        self._table = (cumulative, cumulative[-1], propensities, last, probabilities)
+            self._winner = find_winner(serving, self.winner_threshold)
+        probabilities = served_probabilities(
+            serving._cached_probabilities(), None, self._burning, self._winner, self.min_weight
+        )
+        self._table = draw_table(probabilities)
         self._srm.new_table(probabilities, self._period)
         self._stale = False
         return self._table
@@ -505,9 +480,7 @@ class Allocator:
         self._refreshed_at = now
         self._counters["refreshes"] += 1
         if self.mode == "periodic":
-            for name, array in self.policy.arrays.items():
-                self._serving.arrays[name] = array.copy()
-            self._serving._touch()
+            serve_learned(self.policy, self._serving)
         self._stale = True
 
     def refresh(self) -> None:
@@ -533,7 +506,7 @@ class Allocator:
             for name, array in self.policy.arrays.items():
                 ramped.arrays[name] = array.copy()
             self.policy = ramped
-            self._serving = self._copy_policy(ramped) if self.mode == "periodic" else ramped
+            self._serving = copy_policy(ramped) if self.mode == "periodic" else ramped
             self._refresh(self._clock())
 
     # ------------------------------------------------------------------ bookkeeping
@@ -736,7 +709,7 @@ class Allocator:
         sums = np.array(self._reward_sums) + increments["reward_sums"]
         if not np.isfinite(sums).all():
             raise InvalidArgumentError("delta", "its reward sums overflow this allocator's")
-        trial = self._copy_policy(self.policy)
+        trial = copy_policy(self.policy)
         try:
             trial.add_statistics(
                 {
@@ -1112,11 +1085,6 @@ class Allocator:
 
     # ------------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _copy_policy(policy: Policy) -> Policy:
-        """An independent policy with the same settings and statistics (the served copy)."""
-        return type(policy).from_state(policy.state())
-
     @property
     def _srm_counts(self) -> list[int]:
         """The current period's draw counts not yet folded (tests inject draws here)."""
@@ -1146,13 +1114,6 @@ class Allocator:
 # ---------------------------------------------------------------------- module helpers
 
 
-def _prob_best(policy: Policy) -> np.ndarray:
-    """Posterior probability that each arm is best (the Thompson probabilities)."""
-    if isinstance(policy, TopTwoThompson):
-        return policy._prob_best(None)
-    return policy.probabilities()
-
-
 def _optional_positive(name: str, value: object) -> float | None:
     if value is None:
         return None
@@ -1162,16 +1123,6 @@ def _optional_positive(name: str, value: object) -> float | None:
         raise InvalidArgumentError(name, f"must be a positive number, got {value!r}") from exc
     if not (math.isfinite(number) and number > 0):
         raise InvalidArgumentError(name, f"must be a positive number, got {value!r}")
-    return number
-
-
-def _probability(name: str, value: object, low: float, high: float) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(name, f"must be a number, got {value!r}") from exc
-    if not (math.isfinite(number) and low <= number <= high):
-        raise InvalidArgumentError(name, f"must be in [{low:g}, {high:g}], got {value!r}")
     return number
 
 
