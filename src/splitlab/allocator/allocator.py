@@ -2,7 +2,12 @@
 
 :class:`Allocator` wraps any policy of :mod:`splitlab.bandits` and adds what serving needs:
 arm labels, assignment by hashing, pending decisions joined to rewards by id, a decision log
-with exact propensities, snapshots, replica deltas and an SRM guardrail.
+with exact propensities, snapshots, replica deltas and an SRM guardrail. Each of those is a
+module of this package (:mod:`~splitlab.allocator.assignment`,
+:mod:`~splitlab.allocator.pending`, :mod:`~splitlab.allocator.log`,
+:mod:`~splitlab.allocator.persistence`, :mod:`~splitlab.allocator.srm`, and
+:mod:`~splitlab.allocator.serving` for the modes below); this one composes them under one
+lock, keeps the counts and the replica bookkeeping, and reads snapshots back.
 
 >>> import splitlab as sl
 >>> alloc = sl.Allocator(arms=["control", "new-ranker"],
