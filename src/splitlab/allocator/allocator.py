@@ -314,7 +314,9 @@ class Allocator:
                 table = self._refresh_table() if self._stale else self._table
                 index = min(bisect_right(table[0], uniform * table[1]), table[3])
                 propensity, probabilities = table[2][index], table[4]
-                self._srm.served_table(index)
+                srm = self._srm  # a table draw, inline (see SRMAccumulator)
+                srm.counts[index] += 1
+                srm.table_served += 1
             else:
                 probabilities = self._probabilities(context, available)
                 index, propensity = draw(probabilities.tolist(), uniform)
@@ -334,8 +336,11 @@ class Allocator:
             None if context is None else np.array(context, dtype=np.float64), None, None, sticky,
         ]  # fmt: skip
         self._pending.add(row, now)
-        if self._log is not None:
-            self._log.append(row)
+        log = self._log
+        if log is not None:  # DecisionLog's append, inline
+            if len(log.rows) >= log.capacity:
+                log.drop_oldest()
+            log.rows.append(row)
         decisions = self._decisions
         decisions[index] += 1
         if self._burning and decisions[index] == self.burn_in and min(decisions) >= self.burn_in:

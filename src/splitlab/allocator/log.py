@@ -63,19 +63,23 @@ class DecisionLog:
         return len(self.rows)
 
     def append(self, row: list) -> None:
-        """Log a served decision's row, dropping the oldest at capacity (warns once)."""
-        rows = self.rows
-        if len(rows) >= self.capacity:
-            rows.popleft()
-            self._counters["log_dropped"] += 1
-            if self._counters["log_dropped"] == 1:
-                warnings.warn(
-                    f"the decision log reached log_capacity={self.capacity}; the oldest rows "
-                    "are dropped until flush() is called",
-                    DecisionLogOverflowWarning,
-                    stacklevel=4,  # the caller of Allocator.choose
-                )
-        rows.append(row)
+        """Log a served decision's row, dropping the oldest at capacity (the allocator's
+        hot path does the same inline)."""
+        if len(self.rows) >= self.capacity:
+            self.drop_oldest()
+        self.rows.append(row)
+
+    def drop_oldest(self) -> None:
+        """Drop the oldest row to make room (counted; the first drop warns)."""
+        self.rows.popleft()
+        self._counters["log_dropped"] += 1
+        if self._counters["log_dropped"] == 1:
+            warnings.warn(
+                f"the decision log reached log_capacity={self.capacity}; the oldest rows "
+                "are dropped until flush() is called",
+                DecisionLogOverflowWarning,
+                stacklevel=4,  # drop_oldest < append or _record < choose < its caller
+            )
 
     def extend(self, rows: list[list]) -> None:
         """Rows restored from a snapshot (its pending decisions), kept whatever the

@@ -1,9 +1,11 @@
 """SRM: served counts against served weights, period by period.
 
 :class:`SRMAccumulator` keeps, per period, the counts of draws per arm and their expected
-counts, Σ over draws of the probability each was drawn with. Draws from the context-free
-table are only counted while they happen (the table's probabilities are one vector); a
-draw with its own probabilities is buffered as ``(1, probabilities)``; both are folded into
+counts, Σ over draws of the probability each was drawn with. A draw from the context-free
+table (whose probabilities are one vector, see :meth:`~SRMAccumulator.new_table`) is only
+counted while it happens: ``counts[index] += 1; table_served += 1``, which the allocator's
+hot path does inline. A draw with its own probabilities is buffered as
+``(1, probabilities)`` (:meth:`~SRMAccumulator.served`); both are folded into
 the period's arrays lazily (:meth:`~SRMAccumulator.settle`, every ``FOLD_EVERY`` buffered
 vectors, at the end of a period and before reading). :func:`srm_result` is Pearson's
 chi-square of each period, summed over periods (degrees of freedom summed too).
@@ -11,7 +13,8 @@ chi-square of each period, summed over periods (degrees of freedom summed too).
 >>> srm = SRMAccumulator(2)
 >>> srm.new_table(np.array([0.5, 0.5]), period=0)
 >>> for index in [0] * 60 + [1] * 40:
-...     srm.served_table(index)
+...     srm.counts[index] += 1
+...     srm.table_served += 1
 >>> result = srm_result(srm.settled(period=0), ["a", "b"])
 >>> round(result.statistic, 6), result.df           # (60 - 50)² / 50 + (40 - 50)² / 50
 (4.0, 1)
@@ -50,11 +53,6 @@ class SRMAccumulator:
         self.table_served = 0  # draws from the current table not yet folded
         self._table: np.ndarray | None = None
         self._parts: list[tuple[int, np.ndarray]] = []
-
-    def served_table(self, index: int) -> None:
-        """One draw of arm ``index`` from the context-free table."""
-        self.counts[index] += 1
-        self.table_served += 1
 
     def served(self, index: int, probabilities: np.ndarray, period: int) -> None:
         """One draw of arm ``index`` with its own ``probabilities``."""
