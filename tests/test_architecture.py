@@ -61,6 +61,8 @@ def test_the_import_scan_sees_the_package():
         ("splitlab.sequential", ["splitlab.bandits", "splitlab.analyzer", "splitlab.allocator",
                                  "splitlab.ope", "splitlab.simulate"]),
         ("splitlab.bandits", ["splitlab.allocator", "splitlab.analyzer", "splitlab.ope"]),
+        ("splitlab.ope", ["splitlab.analyzer", "splitlab.allocator"]),
+        ("splitlab.sources", ["splitlab.analyzer", "splitlab.ope", "splitlab.stats"]),
         ("splitlab.analyzer.report", ["splitlab.analyzer.analyzer"]),
         ("splitlab.analyzer.readout", ["splitlab.analyzer.analyzer", "splitlab.analyzer.report"]),
     ],

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pytest
 
 from splitlab import Analyzer, Metric
-from splitlab.analyzer.sources import open_source
 from splitlab.errors import InvalidArgumentError
+from splitlab.sources import open_source
 
 EXPERIMENTS = ("checkout", "search")
 VARIANTS = ("control", "b", "c")

@@ -49,7 +49,6 @@ from splitlab._validation import check_alpha
 from splitlab.analyzer.analyzer import SRM_ALPHA, Analyzer
 from splitlab.analyzer.demo import generate_demo_data
 from splitlab.analyzer.metrics import Metric
-from splitlab.analyzer.sources import open_source
 from splitlab.bench.command import add_parser as add_bench_parser
 from splitlab.bench.command import run_bench
 from splitlab.errors import (
@@ -59,6 +58,7 @@ from splitlab.errors import (
     engine_error_types,
     engine_message,
 )
+from splitlab.sources import open_source
 from splitlab.stats.power import mde, power, sample_size
 
 __all__ = ["build_parser", "main", "parse_label"]

@@ -21,9 +21,9 @@ import pyarrow as pa
 import pytest
 
 import splitlab as sl
-from splitlab.analyzer.sources import open_source
 from splitlab.cli import main
 from splitlab.errors import EngineError, InvalidArgumentError, SplitlabError
+from splitlab.sources import open_source
 
 ROWS = 240
 

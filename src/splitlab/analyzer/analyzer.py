@@ -35,11 +35,11 @@ from splitlab.analyzer.aggregate import (
 )
 from splitlab.analyzer.metrics import Metric, as_metrics
 from splitlab.analyzer.readout import ALL_UNITS, SRM_ALPHA, Readout
-from splitlab.analyzer.sources import Source, open_source
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError, SplitlabError
 from splitlab.sequential.confseq import confidence_sequence_from_estimate
 from splitlab.sequential.group import GroupSequentialDesign
 from splitlab.sequential.msprt import msprt_from_estimate, msprt_mixing_ratio
+from splitlab.sources import Source, open_source
 from splitlab.stats.adjustment import cuped_test
 from splitlab.stats.bayesian import _normal_prior, gaussian_posterior
 from splitlab.stats.frequentist import Difference, ratio_test, ttest

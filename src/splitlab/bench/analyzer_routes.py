@@ -99,7 +99,7 @@ def route_duckdb_sql(sql: str):
 def route_splitlab_query(path: Path):
     """Diagnostic: the narwhals query alone (open source, build, collect to pandas)."""
     from splitlab.analyzer.aggregate import build_query
-    from splitlab.analyzer.sources import open_source
+    from splitlab.sources import open_source
 
     source = open_source(str(path))
     assert source.columns  # the schema look-up Analyzer.__init__ does
@@ -115,7 +115,7 @@ def route_narwhals_without_nan(path: Path):
     splitlab would cost without its NaN step."""
     import narwhals as nw
 
-    from splitlab.analyzer.sources import open_source
+    from splitlab.sources import open_source
 
     source = open_source(str(path))
     assert source.columns

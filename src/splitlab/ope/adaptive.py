@@ -324,8 +324,8 @@ def aipw_readout(
     against each experiment's control, per (experiment, metric, variant ≠ control)."""
     import narwhals as nw
 
-    from splitlab.analyzer.sources import open_source
     from splitlab.ope.logs import _numbered
+    from splitlab.sources import open_source
 
     check_choice("weights", weights, WEIGHTS)
     opened = open_source(source)

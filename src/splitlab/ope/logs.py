@@ -225,7 +225,7 @@ def load_log(
 ) -> BanditLog:
     """A :class:`BanditLog` from a frame, file, engine, mapping of arrays or BanditLog.
 
-    ``log`` is anything :func:`splitlab.analyzer.sources.open_source` reads (pandas,
+    ``log`` is anything :func:`splitlab.sources.open_source` reads (pandas,
     polars, pyarrow, Parquet/CSV paths, DuckDB, Spark) or a mapping with keys
     ``action``, ``reward``, ``propensity`` and optionally ``contexts`` (n × d),
     ``probabilities`` (n × K) and ``periods``. ``context`` and ``probabilities`` are a
@@ -245,7 +245,7 @@ def load_log(
         return log
     if isinstance(log, Mapping):
         return _from_mapping(log, n_actions, missing_reward)
-    from splitlab.analyzer.sources import open_source
+    from splitlab.sources import open_source
 
     source = open_source(log)
     schema = list(source.columns)
