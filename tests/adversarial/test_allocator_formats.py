@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 import math
-import struct
-import zlib
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from framing import pack, unpack
 
 from splitlab.allocator import Allocator
 from splitlab.bandits import EpsilonGreedy, GaussianThompson, ThompsonSampling
@@ -36,7 +34,6 @@ script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(script)
 
 NOW = script.START + 1000.0  # well inside the pending decisions' attribution window
-MAGIC = b"SPLITLAB-ALLOCATOR\n"
 
 
 def fixture_path(key: str) -> Path:
@@ -45,33 +42,6 @@ def fixture_path(key: str) -> Path:
 
 def load(key: str, now: float = NOW) -> Allocator:
     return Allocator.load(fixture_path(key), clock=lambda: now)
-
-
-def unpack(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    """The documented layout: MAGIC | u64 header length | JSON | float64 arrays | CRC-32."""
-    (length,) = struct.unpack("<Q", blob[len(MAGIC) : len(MAGIC) + 8])
-    start = len(MAGIC) + 8
-    header = json.loads(blob[start : start + length])
-    payload = blob[start + length : -4]
-    arrays = {}
-    for name, spec in header.pop("arrays").items():
-        count = math.prod(spec["shape"])
-        flat = np.frombuffer(payload, dtype="<f8", count=count, offset=spec["offset"])
-        arrays[name] = flat.reshape(spec["shape"]).copy()
-    return header, arrays
-
-
-def pack(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
-    """Re-frame a (mutated) header and arrays with a correct length and CRC-32."""
-    layout, chunks, offset = {}, [], 0
-    for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype="<f8")
-        layout[name] = {"offset": offset, "shape": list(data.shape)}
-        chunks.append(data.tobytes())
-        offset += data.nbytes
-    text = json.dumps({**header, "arrays": layout}).encode()  # NaN allowed: hostile input
-    body = MAGIC + struct.pack("<Q", len(text)) + text + b"".join(chunks)
-    return body + struct.pack("<I", zlib.crc32(body))
 
 
 def raw(key: str) -> tuple[dict, dict[str, np.ndarray]]:

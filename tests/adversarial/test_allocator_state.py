@@ -5,52 +5,20 @@ repeat, relay and replay deltas across restarts."""
 from __future__ import annotations
 
 import copy
-import json
 import math
-import struct
 import sys
 import threading
-import zlib
 from collections import Counter
 
 import numpy as np
 import pytest
+from framing import pack, unpack
 
 from splitlab.allocator import Allocator
 from splitlab.bandits import EpsilonGreedy, GaussianThompson, LinUCB, ThompsonSampling
 from splitlab.errors import InvalidArgumentError
 
-MAGIC = b"SPLITLAB-ALLOCATOR\n"
-
-
 # ---------------------------------------------------------------------- framing, by hand
-
-
-def unpack(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    """The documented layout: MAGIC | u64 header length | JSON | float64 arrays | CRC-32."""
-    (length,) = struct.unpack("<Q", blob[len(MAGIC) : len(MAGIC) + 8])
-    start = len(MAGIC) + 8
-    header = json.loads(blob[start : start + length])
-    payload = blob[start + length : -4]
-    arrays = {}
-    for name, spec in header.pop("arrays").items():
-        count = math.prod(spec["shape"])
-        flat = np.frombuffer(payload, dtype="<f8", count=count, offset=spec["offset"])
-        arrays[name] = flat.reshape(spec["shape"]).copy()
-    return header, arrays
-
-
-def pack(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
-    """Re-frame a (mutated) header and arrays with a correct length and CRC-32."""
-    layout, chunks, offset = {}, [], 0
-    for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype="<f8")
-        layout[name] = {"offset": offset, "shape": list(data.shape)}
-        chunks.append(data.tobytes())
-        offset += data.nbytes
-    text = json.dumps({**header, "arrays": layout}).encode()  # NaN allowed: hostile input
-    body = MAGIC + struct.pack("<Q", len(text)) + text + b"".join(chunks)
-    return body + struct.pack("<I", zlib.crc32(body))
 
 
 def state_of(alloc: Allocator) -> tuple:
