@@ -246,3 +246,30 @@ def test_ordinary_data_takes_one_engine_pass(monkeypatch):
     passes.clear()
     sl.Analyzer(DATASETS["1e12 + N(0, 1)"]).analyze(["y"])
     assert len(passes) == 2  # one more pass, about the experiment's mean
+
+
+@pytest.mark.parametrize("kind", ["pandas", "polars"])
+def test_segments_at_levels_1e11_apart_get_their_own_shift(kind, tmp_path, request):
+    """Segment k's values sit near k·1e11 (segment 0 near 10): one shift per experiment
+    cannot serve every segment, so the last pass shifts single (experiment, variant,
+    segment) groups; the segment is a date, compared in the engine as a date."""
+    rng = np.random.default_rng(17)
+    rows = 2 * UNITS
+    day = np.arange(rows) % 4
+    frame = pd.DataFrame(
+        {
+            "experiment": "e",
+            "variant": np.where(rng.random(rows) < 0.5, "treatment", "control"),
+            "y": np.where(day == 0, 0.0, 1e11 * day) + rng.normal(10.0, 2.0, rows),
+            "day": pd.Timestamp("2026-01-01") + pd.to_timedelta(day, unit="D"),
+        }
+    )
+    source = _source(kind, frame, tmp_path, request)
+    summary = sl.Analyzer(source).summary("y", segments="day")
+    for value, group in frame.groupby("day"):
+        for variant in ("control", "treatment"):
+            mean, var = exact_moments(group.loc[group["variant"] == variant, "y"].tolist())
+            got = summary[
+                (summary["segment"] == f"day={value}") & (summary["variant"] == variant)
+            ].iloc[0]
+            assert (got["mean"], got["var"]) == (exactly(mean), exactly(var)), (value, variant)

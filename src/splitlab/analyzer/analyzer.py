@@ -347,7 +347,9 @@ class Analyzer:
         metric) with ``n``, ``mean``, ``var`` (sample variance of the unit values; p(1 − p)
         for proportions) and, for metrics with a second column (CUPED covariate, ratio
         denominator), ``mean_x``, ``var_x`` and ``cov``. These are the numbers every test
-        starts from, reduced stably in the engine (see :mod:`splitlab.analyzer.aggregate`).
+        starts from, reduced stably in the engine (see :mod:`splitlab.analyzer.aggregate`);
+        ``error`` names a group the reduction could not make precise (more than 256 groups
+        needing a shift of their own), which the tests then refuse.
 
         >>> import pandas as pd
         >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 3,
@@ -381,6 +383,10 @@ class Analyzer:
                 frame["mean_x"] = statistics[f"{prefix}origin_x"] + statistics[f"{prefix}mean_x"]
                 frame["var_x"] = _variance(n, statistics[f"{prefix}m2_x"].to_numpy(float), ddof)
                 frame["cov"] = _variance(n, statistics[f"{prefix}c_xy"].to_numpy(float), ddof)
+            imprecise = statistics[f"{prefix}imprecise"].to_numpy(bool)
+            frame["error"] = np.where(
+                imprecise, "values too far from their mean for the engine's float sums", ""
+            )
             frames.append(frame)
         table = pd.concat(frames, ignore_index=True)
         parameters = {"metrics": [vars(m) for m in resolved], "segments": segment_columns}
