@@ -286,7 +286,8 @@ def _validity(directory: Path) -> str:
         _paragraph(
             "Type I error and coverage of the sequential methods when an experiment is checked "
             "after every batch, by seeded simulation. Regenerate the numbers with "
-            "`splitlab bench validity`, then this section with `python benchmarks/update_readme.py`; "
+            "`splitlab bench validity`, then this section with "
+            "`python benchmarks/update_readme.py`; "
             "your own process and looks: `splitlab bench --scenario FILE` "
             "([`benchmarks/scenarios/`](benchmarks/scenarios/))."
         ),
