@@ -39,3 +39,22 @@ def pack(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
     text = json.dumps({**header, "arrays": layout}).encode()  # NaN allowed: hostile input
     body = MAGIC + struct.pack("<Q", len(text)) + text + b"".join(chunks)
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def leaves(node, path=()):
+    """Paths to every value of a JSON document (the first two entries of each list)."""
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node[:2]):
+            yield from leaves(value, (*path, index))
+
+
+def set_leaf(document, path, value):
+    """Replace the value at ``path`` (a tuple of keys and indices) in place."""
+    node = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value

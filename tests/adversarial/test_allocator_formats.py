@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from framing import pack, unpack
+from framing import leaves, pack, set_leaf, unpack
 
 from splitlab.allocator import Allocator
 from splitlab.bandits import EpsilonGreedy, GaussianThompson, ThompsonSampling
@@ -407,13 +407,6 @@ def test_a_format_1_delta_is_not_merged():
 # ---------------------------------------------------------------------- corrupt format 1
 
 
-def _set(document, path, value):
-    node = document
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-
-
 HEADER_CORRUPTIONS = {
     "negative delta sequence": ("epsilon", ("state", "delta_sequence"), -1, "delta_sequence"),
     "merged delta repeated": (
@@ -442,7 +435,7 @@ HEADER_CORRUPTIONS = {
 def test_corrupt_format_1_header_fields_are_refused_as_blob(case):
     key, path, value, field = HEADER_CORRUPTIONS[case]
     header, arrays = raw(key)
-    _set(header, path, value)
+    set_leaf(header, path, value)
     with pytest.raises(InvalidArgumentError, match=field) as error:
         Allocator.restore(pack(header, arrays))
     assert error.value.argument == "blob"
@@ -502,17 +495,6 @@ def test_format_1_gaussian_thompson_arrays_of_format_2_are_refused():
 BAD_VALUES = [None, -1, 0, 1.5, "x", True, [], {}, 10**30, math.nan]
 
 
-def _leaves(node, path=()):
-    """Paths to every value of a JSON document (the first two entries of each list)."""
-    yield path
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _leaves(value, (*path, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node[:2]):
-            yield from _leaves(value, (*path, index))
-
-
 @pytest.mark.parametrize("key", list(script.FILES))
 def test_any_corrupted_format_1_field_raises_only_invalid_argument_blob(key):
     header, arrays = raw(key)
@@ -530,11 +512,11 @@ def test_any_corrupted_format_1_field_raises_only_invalid_argument_blob(key):
         Allocator.restore(restored.snapshot())
         outcomes["accepted"] += 1
 
-    for path in _leaves(header):
+    for path in leaves(header):
         if path and path[0] != "splitlab":  # the writer's version string is not read
             for value in BAD_VALUES:
                 mutated = copy.deepcopy(header)
-                _set(mutated, path, value)
+                set_leaf(mutated, path, value)
                 attempt(mutated, arrays)
     for name, array in arrays.items():
         for value in (math.nan, -1.0, 1e300):

@@ -12,7 +12,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from framing import pack, unpack
+from framing import leaves, pack, set_leaf, unpack
 
 from splitlab.allocator import Allocator
 from splitlab.bandits import EpsilonGreedy, GaussianThompson, LinUCB, ThompsonSampling
@@ -263,24 +263,6 @@ def test_huge_rewards_never_make_a_sum_infinite_and_save_keeps_working(tmp_path)
 BAD_VALUES = [None, -1, 0, 1.5, "x", "", True, [], {}, 10**30, math.nan, math.inf]
 
 
-def _leaves(node, path=()):
-    """Paths to every value of a JSON document (the first two entries of each list)."""
-    yield path
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _leaves(value, (*path, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node[:2]):
-            yield from _leaves(value, (*path, index))
-
-
-def _set(document, path, value):
-    node = document
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-
-
 def _delete(document, path):
     node = document
     for key in path[:-1]:
@@ -303,12 +285,12 @@ def _usable(alloc: Allocator, pending: list[str]) -> None:
 
 
 def _mutations(header, arrays):
-    for path in _leaves(header):
+    for path in leaves(header):
         if not path:
             continue
         for value in BAD_VALUES:
             mutated = copy.deepcopy(header)
-            _set(mutated, path, value)
+            set_leaf(mutated, path, value)
             yield f"{path}={value!r}", mutated, arrays
         if isinstance(path[-1], str):
             mutated = copy.deepcopy(header)
@@ -363,7 +345,7 @@ CORRUPTIONS = {
 def test_corrupt_header_fields_are_named(case):
     path, value, field = CORRUPTIONS[case]
     header, arrays = unpack(rich_allocator().snapshot())
-    _set(header, path, value)
+    set_leaf(header, path, value)
     with pytest.raises(InvalidArgumentError, match=field.replace("[", r"\[")) as error:
         Allocator.restore(pack(header, arrays))
     assert error.value.argument == "blob"
