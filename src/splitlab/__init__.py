@@ -4,34 +4,44 @@
 >>> result = sl.ttest(sl.Moments(1000, 10.0, 4.0), sl.Moments(1000, 10.3, 4.0))
 >>> bool(result.p_value < 0.001)
 True
+
+``import splitlab`` imports no numerical library: every public name, and every subpackage
+(``sl.bandits``, ``sl.ope``, ...), is imported on first access (PEP 562), so a script or
+the command line pays only for what it uses. numba kernels compile on their first call and
+are cached on disk (``@njit(cache=True)``).
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("splitlab")
-except PackageNotFoundError:  # a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+import importlib
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from splitlab import errors
-from splitlab.analyzer import Analyzer, Metric
-from splitlab.sequential import (
-    GroupSequentialDesign,
-    SequentialMonitor,
-    confidence_sequence,
-    e_bh,
-    msprt,
-    msprt_tau2,
-    sequential_srm,
-)
-from splitlab.stats.adjustment import CupedResult, cuped_test
-from splitlab.stats.bayesian import BayesResult, bayes_proportions, bayes_test, prob_best
-from splitlab.stats.frequentist import proportions_test, ratio_test, ttest
-from splitlab.stats.moments import JointMoments, Moments
-from splitlab.stats.multiplicity import adjust_pvalues
-from splitlab.stats.power import SampleSizeResult, mde, power, sample_size
-from splitlab.stats.results import EffectResult
-from splitlab.stats.srm import SRMResult, srm_test
+
+if TYPE_CHECKING:
+    from splitlab.allocator import Allocator, Decision
+    from splitlab.analyzer import Analyzer, Metric
+    from splitlab.sequential import (
+        GroupSequentialDesign,
+        SequentialMonitor,
+        confidence_sequence,
+        e_bh,
+        msprt,
+        msprt_tau2,
+        sequential_srm,
+    )
+    from splitlab.stats.adjustment import CupedResult, cuped_test
+    from splitlab.stats.bayesian import BayesResult, bayes_proportions, bayes_test, prob_best
+    from splitlab.stats.frequentist import proportions_test, ratio_test, ttest
+    from splitlab.stats.moments import JointMoments, Moments
+    from splitlab.stats.multiplicity import adjust_pvalues
+    from splitlab.stats.power import SampleSizeResult, mde, power, sample_size
+    from splitlab.stats.results import EffectResult
+    from splitlab.stats.srm import SRMResult, srm_test
+
+    __version__: str
 
 __all__ = [
     "Allocator",
@@ -69,17 +79,82 @@ __all__ = [
 ]
 
 
-_LAZY_MODULES = ("bandits", "simulate", "ope")
-_LAZY_NAMES = {"Allocator": "splitlab.allocator", "Decision": "splitlab.allocator"}
+def _lazy_exports(
+    package: str, exports: dict[str, tuple[str, ...]], submodules: tuple[str, ...] = ()
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` (PEP 562): ``exports`` maps a module to
+    the public names it defines, imported on the first access to one of them; ``submodules``
+    are imported when first reached as attributes. A resolved name is stored on the
+    package, so later accesses are plain attribute lookups."""
+    module = sys.modules[package]
+    defined_in = {name: source for source, names in exports.items() for name in names}
+
+    def __getattr__(name: str) -> object:
+        if name in defined_in:
+            value = getattr(importlib.import_module(defined_in[name]), name)
+        elif name in submodules:
+            value = importlib.import_module(f"{package}.{name}")
+        else:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        setattr(module, name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(module), *defined_in, *submodules})
+
+    return __getattr__, __dir__
 
 
-def __getattr__(name: str):
-    """``sl.bandits``, ``sl.simulate``, ``sl.ope`` and ``sl.Allocator`` load on first use
-    (their numba kernels compile)."""
-    import importlib
+# The modules of the public names (as imported under TYPE_CHECKING above) and the
+# subpackages reached as ``sl.bandits``, ``sl.ope``, ...
+_EXPORTS = {
+    "splitlab.allocator": ("Allocator", "Decision"),
+    "splitlab.analyzer": ("Analyzer", "Metric"),
+    "splitlab.sequential": (
+        "GroupSequentialDesign",
+        "SequentialMonitor",
+        "confidence_sequence",
+        "e_bh",
+        "msprt",
+        "msprt_tau2",
+        "sequential_srm",
+    ),
+    "splitlab.stats.adjustment": ("CupedResult", "cuped_test"),
+    "splitlab.stats.bayesian": ("BayesResult", "bayes_proportions", "bayes_test", "prob_best"),
+    "splitlab.stats.frequentist": ("proportions_test", "ratio_test", "ttest"),
+    "splitlab.stats.moments": ("JointMoments", "Moments"),
+    "splitlab.stats.multiplicity": ("adjust_pvalues",),
+    "splitlab.stats.power": ("SampleSizeResult", "mde", "power", "sample_size"),
+    "splitlab.stats.results": ("EffectResult",),
+    "splitlab.stats.srm": ("SRMResult", "srm_test"),
+}
+_SUBMODULES = (
+    "allocator",
+    "analyzer",
+    "bandits",
+    "bench",
+    "hashing",
+    "ope",
+    "sequential",
+    "simulate",
+    "sources",
+    "stats",
+)
+_getattr, _dir = _lazy_exports(__name__, _EXPORTS, _SUBMODULES)
 
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f"splitlab.{name}")
-    if name in _LAZY_NAMES:
-        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
-    raise AttributeError(f"module 'splitlab' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    if name == "__version__":  # importlib.metadata costs as much as the rest of --help
+        from importlib.metadata import PackageNotFoundError, version
+
+        global __version__
+        try:
+            __version__ = version("splitlab")
+        except PackageNotFoundError:  # a source tree that was not installed
+            __version__ = "0.0.0+unknown"
+        return __version__
+    return _getattr(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*_dir(), "__version__"})

@@ -17,6 +17,9 @@ Exit status:
 Warnings are one line each on stderr (``splitlab: warning: ...``), never Python's
 two-line warning text.
 
+``splitlab --help`` and the parsing of arguments import no numerical library (numpy,
+pandas, numba, DuckDB ...): each command imports what it runs when it runs.
+
 ``--control`` is read as the type of the variant column, so ``--control 0`` names the
 integer label 0 of an integer column and the text "0" of a text column; booleans are
 ``true``/``false`` (or ``1``/``0``), dates ``YYYY-MM-DD`` and timestamps ISO 8601.
@@ -38,17 +41,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
-
-import narwhals as nw
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import splitlab
-from splitlab._validation import check_alpha
-from splitlab.analyzer.analyzer import SRM_ALPHA, Analyzer
-from splitlab.analyzer.demo import generate_demo_data
-from splitlab.analyzer.metrics import Metric
 from splitlab.bench.command import add_parser as add_bench_parser
 from splitlab.bench.command import run_bench
 from splitlab.errors import (
@@ -58,8 +53,11 @@ from splitlab.errors import (
     engine_error_types,
     engine_message,
 )
-from splitlab.sources import open_source
-from splitlab.stats.power import mde, power, sample_size
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from splitlab.analyzer.metrics import Metric
 
 __all__ = ["build_parser", "main", "parse_label"]
 
@@ -70,11 +68,6 @@ EXIT_STATUS_HELP = (
 )
 MAX_LISTED = 20  # rows without a result listed one per line; the rest are counted
 
-DEMO_METRICS = [
-    Metric("converted", kind="proportion"),
-    Metric("revenue", covariate="pre_revenue"),
-    Metric("clicks_per_session", kind="ratio", numerator="clicks", denominator="sessions"),
-]
 DEMO_ANALYZE_COMMAND = (
     "splitlab analyze {directory} --date-col exposed_at --proportion converted "
     "--metric revenue --cuped revenue=pre_revenue --ratio clicks_per_session=clicks/sessions"
@@ -107,6 +100,24 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"splitlab: error: {message} (see '{self.prog} --help')\n")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, with the version looked up only when asked: ``importlib.metadata``
+    would cost ``--help`` as much time as everything else it imports."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        print(splitlab.__version__)
+        parser.exit()
 
 
 # ---------------------------------------------------------------------- output helpers
@@ -170,6 +181,9 @@ def _percent(value: float) -> str:
 def _results_table(results: pd.DataFrame) -> pd.DataFrame:
     """The compact view of an analyze table: effect and interval (to two significant
     digits of their standard error), relative lift, p, decision and the SRM flag."""
+    import numpy as np
+    import pandas as pd
+
     view = pd.DataFrame({"experiment": results["experiment"]})
     if (results["segment"] != "all").any():
         view["segment"] = results["segment"]
@@ -204,6 +218,9 @@ def _results_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _srm_table(srm: pd.DataFrame) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "experiment": srm["experiment"],
@@ -220,6 +237,8 @@ def _srm_table(srm: pd.DataFrame) -> pd.DataFrame:
 
 
 def _srm_warnings(results: pd.DataFrame) -> list[str]:
+    from splitlab.analyzer.analyzer import SRM_ALPHA
+
     flagged = results.drop_duplicates("experiment")
     flagged = flagged[flagged["srm_mismatch"].astype(bool)]
     return [
@@ -247,6 +266,9 @@ def _to_string(table: pd.DataFrame) -> str:
 
 
 def _json_value(value: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -298,7 +320,21 @@ def _write_text(path: Path, text: str, option: str = "--out") -> None:
 # ---------------------------------------------------------------------- demo
 
 
+def _demo_metrics() -> list[Metric]:
+    from splitlab.analyzer.metrics import Metric
+
+    return [
+        Metric("converted", kind="proportion"),
+        Metric("revenue", covariate="pre_revenue"),
+        Metric("clicks_per_session", kind="ratio", numerator="clicks", denominator="sessions"),
+    ]
+
+
 def _demo(arguments: argparse.Namespace) -> int:
+    from splitlab._validation import check_alpha
+    from splitlab.analyzer.analyzer import Analyzer
+    from splitlab.analyzer.demo import generate_demo_data
+
     alpha = check_alpha(arguments.alpha)
     directory = Path(arguments.dir)
     started = time.perf_counter()
@@ -313,13 +349,13 @@ def _demo(arguments: argparse.Namespace) -> int:
     generated = time.perf_counter()
     with _progress("analyzing"):
         analyzer = Analyzer(paths, unit=None, date="exposed_at")
-        results = analyzer.analyze(DEMO_METRICS, alpha=alpha)
+        results = analyzer.analyze(_demo_metrics(), alpha=alpha)
         srm = analyzer.srm()
     analyzed = time.perf_counter()
     report_path = directory / "report.html"
     with _progress("writing the report"):
         analyzer.report(
-            report_path, DEMO_METRICS, title="splitlab demo: four experiments", alpha=alpha
+            report_path, _demo_metrics(), title="splitlab demo: four experiments", alpha=alpha
         )
     finished = time.perf_counter()
 
@@ -372,6 +408,8 @@ def _split_assignment(option: str, text: str, form: str) -> tuple[str, str]:
 
 
 def _metrics(specifications: list[tuple[str, str]]) -> list[Metric]:
+    from splitlab.analyzer.metrics import Metric
+
     metrics = []
     for kind, text in specifications:
         if kind == "ratio":
@@ -401,6 +439,7 @@ def parse_label(option: str, text: str, dtype: Any, column: str) -> object:
     columns ``YYYY-MM-DD``, timestamp columns ISO 8601; text (and any other) columns take
     the text as it is.
 
+    >>> import narwhals as nw
     >>> parse_label("--control", "0", nw.Int64(), "variant")
     0
     >>> parse_label("--control", "0", nw.String(), "variant")
@@ -414,6 +453,8 @@ def parse_label(option: str, text: str, dtype: Any, column: str) -> object:
     ...
     splitlab.errors.InvalidArgumentError: --control: 'zero' is not an integer, and column ...
     """
+    import narwhals as nw
+
     word = text.strip()
     if dtype.is_integer():
         try:
@@ -441,6 +482,8 @@ def parse_label(option: str, text: str, dtype: Any, column: str) -> object:
         except ValueError:
             wanted, held = "a date (YYYY-MM-DD)", "dates"
     elif dtype == nw.Datetime:
+        import pandas as pd
+
         try:
             return pd.Timestamp(datetime.fromisoformat(word))
         except ValueError:
@@ -472,6 +515,9 @@ def _no_result_lines(results: pd.DataFrame) -> list[str]:
 
 
 def _analyze(arguments: argparse.Namespace) -> int:
+    from splitlab.analyzer.analyzer import Analyzer
+    from splitlab.sources import open_source
+
     if not arguments.metrics:
         raise InvalidArgumentError(
             "--metric", "give at least one --metric, --proportion or --ratio"
@@ -562,6 +608,8 @@ def _analyze(arguments: argparse.Namespace) -> int:
 
 
 def _power(arguments: argparse.Namespace) -> int:
+    from splitlab.stats.power import mde, power, sample_size
+
     design = {
         "baseline": arguments.baseline,
         "sd": arguments.sd,
@@ -631,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Experiment readouts from the command line: demo, analyze, power.",
         epilog=EXIT_STATUS_HELP,
     )
-    parser.add_argument("--version", action="version", version=splitlab.__version__)
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(

@@ -1,15 +1,26 @@
-"""Always-valid and group-sequential inference: peek at every look and keep the error rate."""
+"""Always-valid and group-sequential inference: peek at every look and keep the error rate.
 
+:class:`GroupSequentialDesign` and :class:`GroupSequentialResult` are imported on first
+access: their boundaries are numba kernels, and the always-valid tests need no numba.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from splitlab import _lazy_exports
 from splitlab.sequential.confseq import (
     SequentialResult,
     confidence_sequence,
     confidence_sequence_from_estimate,
 )
 from splitlab.sequential.fdr import e_bh
-from splitlab.sequential.group import GroupSequentialDesign, GroupSequentialResult
 from splitlab.sequential.monitor import SequentialMonitor
 from splitlab.sequential.msprt import msprt, msprt_from_estimate, msprt_tau2
 from splitlab.sequential.srm import SequentialSRMResult, sequential_srm
+
+if TYPE_CHECKING:
+    from splitlab.sequential.group import GroupSequentialDesign, GroupSequentialResult
 
 __all__ = [
     "GroupSequentialDesign",
@@ -25,3 +36,7 @@ __all__ = [
     "msprt_tau2",
     "sequential_srm",
 ]
+
+__getattr__, __dir__ = _lazy_exports(
+    __name__, {"splitlab.sequential.group": ("GroupSequentialDesign", "GroupSequentialResult")}
+)
