@@ -12,6 +12,12 @@ second. Kernel signatures follow :mod:`splitlab.bandits.base`:
 - ``*_probabilities(state..., params, available, out)`` writes the exact choice
   probabilities of copy 0 (one implementation shared with ``*_select`` for index policies, so
   that ties seen by one are ties seen by the other).
+- the serving path of ``Policy.update`` and ``Policy.choose`` (copy 0, one call each, few
+  arguments because numba unboxes every one): ``*_update_one(state..., arm, reward,
+  weight)`` adds one observation exactly as ``*_update`` does (:data:`ONE_OBSERVATION`
+  pairs them; EXP3's also takes ``params``), and
+  ``*_choose(state..., params, uniform, out)`` writes ``*_probabilities`` with every arm
+  available and returns the arm :func:`draw` picks at ``uniform``.
 
 The select kernels are serial: a simulation runner parallelises over slices of copies and
 seeds each slice, which keeps runs reproducible (numba's per-thread generators are not
@@ -138,6 +144,26 @@ def _pick_from(probabilities):
 
 
 @njit(cache=True)
+def draw(probabilities, uniform):
+    """Inverse-CDF draw, the rule of :func:`splitlab.bandits.base.draw_from` (and of the
+    bisected draw table of ``Policy.choose``): the first arm whose cumulative probability
+    exceeds ``uniform`` × total, never an arm of probability zero (the last positive arm
+    when rounding leaves the target at the total)."""
+    total, last = 0.0, 0
+    for k in range(probabilities.size):
+        total += probabilities[k]
+        if probabilities[k] > 0.0:
+            last = k
+    target = uniform * total
+    cumulative = 0.0
+    for k in range(last):
+        cumulative += probabilities[k]
+        if cumulative > target:
+            return k
+    return last
+
+
+@njit(cache=True)
 def _argmax_probabilities(scores, available, out):
     """1 / (number of tied maxima) on the available arms with the largest score."""
     best = -np.inf
@@ -179,6 +205,13 @@ def count_update(counts, sums, params, copies, arms, rewards, contexts, weights)
         sums[copies[i], arms[i]] += weights[i] * rewards[i]
 
 
+@njit(cache=True)
+def count_update_one(counts, sums, arm, reward, weight):
+    """One observation of copy 0, as ``count_update`` adds it (the serving path)."""
+    counts[0, arm] += weight
+    sums[0, arm] += weight * reward
+
+
 # ---------------------------------------------------------------------------- ε-greedy
 
 
@@ -212,6 +245,14 @@ def epsilon_greedy_probabilities(counts, sums, params, available, out):
         out[k] = (1.0 - epsilon) * out[k] + (explore if available[k] else 0.0)
 
 
+@njit(cache=True)
+def epsilon_greedy_choose(counts, sums, params, uniform, out):
+    """Copy 0, every arm available: the exact probabilities into ``out`` and the arm
+    :func:`draw` picks at ``uniform`` (the first ``choose`` after an update, in one call)."""
+    epsilon_greedy_probabilities(counts, sums, params, np.ones(out.size, np.bool_), out)
+    return draw(out, uniform)
+
+
 # ---------------------------------------------------------------------------------- UCB1
 
 
@@ -241,6 +282,14 @@ def ucb_probabilities(counts, sums, params, available, out):
     scores = np.empty(counts.shape[1])
     _ucb_scores(counts, sums, params, 0, scores)
     _argmax_probabilities(scores, available, out)
+
+
+@njit(cache=True)
+def ucb_choose(counts, sums, params, uniform, out):
+    """Copy 0, every arm available: the exact probabilities into ``out`` and the arm
+    :func:`draw` picks at ``uniform`` (the first ``choose`` after an update, in one call)."""
+    ucb_probabilities(counts, sums, params, np.ones(out.size, np.bool_), out)
+    return draw(out, uniform)
 
 
 # ------------------------------------------------------------------------------- KL-UCB
@@ -297,6 +346,14 @@ def kl_ucb_probabilities(counts, sums, params, available, out):
     _argmax_probabilities(scores, available, out)
 
 
+@njit(cache=True)
+def kl_ucb_choose(counts, sums, params, uniform, out):
+    """Copy 0, every arm available: the exact probabilities into ``out`` and the arm
+    :func:`draw` picks at ``uniform`` (the first ``choose`` after an update, in one call)."""
+    kl_ucb_probabilities(counts, sums, params, np.ones(out.size, np.bool_), out)
+    return draw(out, uniform)
+
+
 # ------------------------------------------------------------------------------- softmax
 
 
@@ -337,6 +394,14 @@ def softmax_select(counts, sums, params, contexts, available, out_arms):
 @njit(cache=True)
 def softmax_probabilities(counts, sums, params, available, out):
     _softmax(counts, sums, params, 0, available.reshape((1, -1)), 0, out)
+
+
+@njit(cache=True)
+def softmax_choose(counts, sums, params, uniform, out):
+    """Copy 0, every arm available: the exact probabilities into ``out`` and the arm
+    :func:`draw` picks at ``uniform`` (the first ``choose`` after an update, in one call)."""
+    _softmax(counts, sums, params, 0, np.ones((1, out.size), np.bool_), 0, out)
+    return draw(out, uniform)
 
 
 # ---------------------------------------------------------------------------------- EXP3
@@ -386,8 +451,24 @@ def exp3_update(estimates, params, copies, arms, rewards, contexts, weights):
 
 
 @njit(cache=True)
+def exp3_update_one(estimates, params, arm, reward, weight):
+    """One observation of copy 0, as ``exp3_update`` adds it (the serving path)."""
+    probabilities = np.empty(estimates.shape[1])
+    _exp3(estimates, params, 0, np.ones((1, estimates.shape[1]), np.bool_), 0, probabilities)
+    estimates[0, arm] += weight * reward / probabilities[arm]
+
+
+@njit(cache=True)
 def exp3_probabilities(estimates, params, available, out):
     _exp3(estimates, params, 0, available.reshape((1, -1)), 0, out)
+
+
+@njit(cache=True)
+def exp3_choose(estimates, params, uniform, out):
+    """Copy 0, every arm available: the exact probabilities into ``out`` and the arm
+    :func:`draw` picks at ``uniform`` (the first ``choose`` after an update, in one call)."""
+    _exp3(estimates, params, 0, np.ones((1, out.size), np.bool_), 0, out)
+    return draw(out, uniform)
 
 
 # ---------------------------------------------------------------------------- fixed split
@@ -417,6 +498,13 @@ def beta_update(alpha, beta, params, copies, arms, rewards, contexts, weights):
     for i in range(arms.size):
         alpha[copies[i], arms[i]] += weights[i] * rewards[i]
         beta[copies[i], arms[i]] += weights[i] * (1.0 - rewards[i])
+
+
+@njit(cache=True)
+def beta_update_one(alpha, beta, arm, reward, weight):
+    """One observation of copy 0, as ``beta_update`` adds it (the serving path)."""
+    alpha[0, arm] += weight * reward
+    beta[0, arm] += weight * (1.0 - reward)
 
 
 @njit(cache=True)
@@ -576,3 +664,7 @@ def normal_gamma_marginals(counts, means, corrections, m2, params, loc, scale, d
         loc[k] = mu
         scale[k] = math.sqrt(beta / (alpha * kappa))
         df[k] = 2.0 * alpha
+
+
+# Each update kernel's one-observation form, which ``Policy.update`` calls for copy 0.
+ONE_OBSERVATION = {count_update: count_update_one, beta_update: beta_update_one}
