@@ -84,6 +84,7 @@ class _CountPolicy(Policy):
     _statistics: ClassVar[tuple[str, ...]] = ("counts", "reward_sums")
     _update_kernel = staticmethod(_kernels.count_update)
     _probability_kernel: ClassVar[Any] = None
+    _choose_kernel: ClassVar[Any] = None  # probabilities and draw in one call (base.py)
 
     def __init__(self, params: list[float], n_arms: int | None, discount: float):
         self._param_values = np.asarray(params, dtype=np.float64)
@@ -104,6 +105,18 @@ class _CountPolicy(Policy):
         )  # fmt: skip
         return out
 
+    def _draw_fresh(self, uniform: float) -> tuple[int, float]:
+        if self._choose_kernel is None:
+            return super()._draw_fresh(uniform)
+        version = self.version
+        out = np.empty(self.n_arms)
+        arrays = self.arrays
+        arm = self._choose_kernel(
+            arrays["counts"], arrays["reward_sums"], self._param_values, uniform, out
+        )
+        self._cache, self._cache_version = out, version
+        return arm, float(out[arm])
+
 
 class EpsilonGreedy(_CountPolicy):
     """ε-greedy: with probability ε_t a uniformly random arm, else the best empirical mean
@@ -122,6 +135,7 @@ class EpsilonGreedy(_CountPolicy):
 
     _select_kernel = staticmethod(_kernels.epsilon_greedy_select)
     _probability_kernel = staticmethod(_kernels.epsilon_greedy_probabilities)
+    _choose_kernel = staticmethod(_kernels.epsilon_greedy_choose)
 
     def __init__(
         self,
@@ -148,6 +162,7 @@ class UCB1(_CountPolicy):
 
     _select_kernel = staticmethod(_kernels.ucb_select)
     _probability_kernel = staticmethod(_kernels.ucb_probabilities)
+    _choose_kernel = staticmethod(_kernels.ucb_choose)
 
     def __init__(self, alpha: float = 1.0, *, n_arms: int | None = None, discount: float = 1.0):
         self.alpha = _number("alpha", alpha, 0.0, math.inf, open_low=False)
@@ -166,6 +181,7 @@ class KLUCB(_CountPolicy):
     _reward_range = (0.0, 1.0)
     _select_kernel = staticmethod(_kernels.kl_ucb_select)
     _probability_kernel = staticmethod(_kernels.kl_ucb_probabilities)
+    _choose_kernel = staticmethod(_kernels.kl_ucb_choose)
 
     def __init__(self, c: float = 0.0, *, n_arms: int | None = None, discount: float = 1.0):
         self.c = _number("c", c, 0.0, math.inf, open_low=False)
@@ -181,6 +197,7 @@ class Softmax(_CountPolicy):
 
     _select_kernel = staticmethod(_kernels.softmax_select)
     _probability_kernel = staticmethod(_kernels.softmax_probabilities)
+    _choose_kernel = staticmethod(_kernels.softmax_choose)
 
     def __init__(self, tau: float = 0.1, *, n_arms: int | None = None, discount: float = 1.0):
         self.tau = _number("tau", tau, 0.0, math.inf, open_low=True)
@@ -303,6 +320,24 @@ class EXP3(Policy):
             _mask(available, self.n_arms), out,
         )  # fmt: skip
         return out
+
+    def _update_single(self, arm: int, reward: float, weight: float) -> None:
+        estimates = self.arrays["estimated_reward_sums"]
+        if self._cache_version == self.version:
+            # the cached probabilities are the kernel's own (every arm available): divide
+            # by them here rather than recompute them in a kernel call
+            estimates[0, arm] += weight * reward / self._cache[arm]  # type: ignore[index]
+        else:
+            _kernels.exp3_update_one(estimates, self._param_values, arm, reward, weight)
+
+    def _draw_fresh(self, uniform: float) -> tuple[int, float]:
+        version = self.version
+        out = np.empty(self.n_arms)
+        arm = _kernels.exp3_choose(
+            self.arrays["estimated_reward_sums"], self._param_values, uniform, out
+        )
+        self._cache, self._cache_version = out, version
+        return arm, float(out[arm])
 
     def _hyperparameters(self) -> dict[str, Any]:
         return {"gamma": self.gamma, "discount": self.discount}
