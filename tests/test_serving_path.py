@@ -8,6 +8,7 @@ from splitlab.bandits import (
     EXP3,
     KLUCB,
     UCB1,
+    LinUCB,
     EpsilonGreedy,
     FixedSplit,
     GaussianThompson,
@@ -15,6 +16,7 @@ from splitlab.bandits import (
     ThompsonSampling,
     TopTwoThompson,
 )
+from splitlab.bandits.base import draw_from
 from splitlab.errors import InvalidArgumentError
 
 POLICIES = {
@@ -105,3 +107,39 @@ def test_unsized_policy_refuses_update_and_choose():
         with pytest.raises(InvalidArgumentError) as info:
             call()
         assert info.value.argument == "n_arms"
+
+
+def test_linucb_choose_draws_from_its_probabilities_and_update_equals_update_batch():
+    rng = np.random.default_rng(8)
+    served, reference = (
+        LinUCB(alpha=0.5, n_arms=4, n_features=3),
+        LinUCB(alpha=0.5, n_arms=4, n_features=3),
+    )
+    chooser, uniforms = np.random.default_rng(2), np.random.default_rng(2)
+    contexts = rng.normal(size=(300, 3))
+    contexts[::5] = np.round(contexts[::5])  # rows with ties among the arms
+    # rows of a Fortran-ordered array: non-contiguous contexts
+    for row, reward in zip(np.asfortranarray(contexts), rng.random(300).tolist(), strict=True):
+        arm, propensity = served.choose(row, rng=chooser)
+        probabilities = reference.probabilities(row)
+        assert arm == draw_from(probabilities, uniforms.random())
+        assert propensity == probabilities[arm]
+        served.update(arm, reward, row)
+        reference.update_batch([arm], [reward], row[None])
+    for key, array in reference.arrays.items():
+        np.testing.assert_array_equal(served.arrays[key], array, err_msg=key)
+
+
+def test_linucb_single_calls_refuse_bad_contexts():
+    policy = LinUCB(n_arms=3, n_features=2)
+    bad = [[np.nan, 0.0], [np.inf, 0.0], [1e101, 0.0], [1.0], [[1.0, 2.0]], ["a", "b"], None]
+    for context in bad:
+        with pytest.raises(InvalidArgumentError) as info:
+            policy.choose(context, rng=0)
+        assert info.value.argument == "context"
+        with pytest.raises(InvalidArgumentError) as info:
+            policy.update(0, 1.0, context)
+        assert info.value.argument == "context"
+    assert policy.choose([1, 2], rng=0)[0] in range(3)  # integer contexts are converted
+    policy.update(1, 1, np.array([1, 2], dtype=np.int32))
+    np.testing.assert_array_equal(policy.arrays["b"][0, 1], [1.0, 2.0])

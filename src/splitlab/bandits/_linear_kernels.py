@@ -27,6 +27,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from splitlab.bandits._kernels import draw  # the inverse-CDF rule of every policy
+
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -323,16 +325,42 @@ def argmax_probabilities(values, available, out):
         _argmax_ties(values[n], available, out[n])
 
 
-@njit(cache=True)
-def ucb_probabilities(A_inv, theta, context, alpha, available, out):
-    """LinUCB (Li et al. 2010, eq. 5), copy 0: argmax of xᵀθ_k + α sqrt(xᵀA_k⁻¹x), ties
-    shared equally."""
-    scores = np.empty(theta.shape[1])
+# Reassociation lets the d-long sums of the single-context scores vectorize (no assumption
+# about NaN or infinities); a score is then not bit-identical to ucb_select's.
+_VECTOR_SUMS = {"reassoc", "contract"}
+
+
+@njit(cache=True, fastmath=_VECTOR_SUMS)
+def _ucb_scores(A_inv, theta, context, alpha, available, scores):
+    """LinUCB (Li et al. 2010, eq. 5), copy 0: xᵀθ_k + α sqrt(xᵀA_k⁻¹x) of the available
+    arms."""
+    d = context.size
     for k in range(theta.shape[1]):
         if available[k]:
-            spread = math.sqrt(max(_quadratic_form(A_inv[0, k], context), 0.0))
-            scores[k] = _dot(context, theta[0, k]) + alpha * spread
+            inverse = A_inv[0, k]
+            spread, mean = 0.0, 0.0
+            for i in range(d):
+                row = 0.0
+                for j in range(d):
+                    row += inverse[i, j] * context[j]
+                spread += context[i] * row
+                mean += context[i] * theta[0, k, i]
+            scores[k] = mean + alpha * math.sqrt(max(spread, 0.0))
+
+
+@njit(cache=True)
+def ucb_probabilities(A_inv, theta, context, alpha, available, out):
+    """LinUCB, copy 0: the argmax of the scores, ties shared equally."""
+    scores = np.empty(theta.shape[1])
+    _ucb_scores(A_inv, theta, context, alpha, available, scores)
     _argmax_ties(scores, available, out)
+
+
+@njit(cache=True)
+def ucb_choose(A_inv, theta, context, alpha, available, uniform, out):
+    """``ucb_probabilities`` into ``out`` and the arm :func:`draw` picks at ``uniform``."""
+    ucb_probabilities(A_inv, theta, context, alpha, available, out)
+    return draw(out, uniform)
 
 
 @njit(cache=True)
@@ -453,25 +481,6 @@ def inverse_gap_probabilities(predictions, available, gamma, out):
 
 
 # ---------------------------------------------------------------------- select kernels
-
-
-@njit(cache=True)
-def draw(probabilities, uniform):
-    """Inverse-CDF draw, the rule of :func:`splitlab.bandits.base.draw_from`: the first arm
-    whose cumulative probability exceeds ``uniform`` × total, never an arm of probability
-    zero (the last positive arm when rounding leaves the target at the total)."""
-    total, last = 0.0, 0
-    for k in range(probabilities.size):
-        total += probabilities[k]
-        if probabilities[k] > 0.0:
-            last = k
-    target = uniform * total
-    cumulative = 0.0
-    for k in range(last):
-        cumulative += probabilities[k]
-        if cumulative > target:
-            return k
-    return last
 
 
 @njit(cache=True)

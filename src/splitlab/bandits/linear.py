@@ -49,6 +49,8 @@ _REQUIRED = ("A", "b", "updates")
 # 100 updates at d = 1000); the state holds two K × d × d arrays (A and A⁻¹).
 MAX_FEATURES = 1_000
 MAX_MATRIX_CELLS = 2**24  # n_arms · n_features² ≤ 16.8M: 134 MB per K × d × d array
+# the mask of a call without ``available`` (kernels only read it)
+_EVERY_ARM = np.ones(64, dtype=bool)
 
 
 def _finite(name: str, value: object, *, positive: bool = False) -> float:
@@ -71,6 +73,7 @@ class _LinearPolicy(Policy):
     refresh_every: ClassVar[int] = 100
     _update_kernel = staticmethod(kernels.ridge_update)
     _update_one = staticmethod(kernels.ridge_update_one)
+    _kernel_params: np.ndarray | None = None  # _params(), built on the first update
 
     def __init__(
         self,
@@ -175,7 +178,11 @@ class _LinearPolicy(Policy):
     # ------------------------------------------------------------------ scoring
 
     def _mask(self, available: np.ndarray | None) -> np.ndarray:
-        return np.ones(self.n_arms, dtype=bool) if available is None else available
+        if available is not None:
+            return available
+        return _EVERY_ARM[: self.n_arms] if self.n_arms <= _EVERY_ARM.size else np.ones(
+            self.n_arms, dtype=bool
+        )  # fmt: skip
 
     def _packed_inverse(self) -> np.ndarray:
         """Upper triangles of every arm's A⁻¹, off-diagonal entries doubled, so that
@@ -198,18 +205,28 @@ class _LinearPolicy(Policy):
     def update(self, arm: object, reward: object, context: object = None, weight: float = 1.0):
         """Add one observation: the checks and discounting of ``update_batch`` for a single
         row, handed to the kernel as scalars (no arrays built on the serving path)."""
-        self._require_sized()
-        index, value = self._check_arm(arm), self._check_reward(reward)
+        n_arms = self.n_arms
+        if n_arms is None:
+            self._require_sized()
+        if type(arm) is not int or not 0 <= arm < n_arms:  # the checks of Policy.update
+            arm = self._check_arm(arm)
+        low, high = self._reward_bounds
+        if type(reward) is not float or not low <= reward <= high:
+            reward = self._check_reward(reward)
         row = self._check_context(context)
-        weight = _finite("weight", weight)
+        if weight != 1.0:
+            weight = _finite("weight", weight)
         if self.discount < 1.0:
             self._decay_statistics(self.discount)
+        params = self._kernel_params
+        if params is None:
+            params = self._kernel_params = self._params()
         arrays = self.arrays
         self._update_one(
             arrays["A"], arrays["b"], arrays["updates"], arrays["A_inv"], arrays["theta"],
-            self._params(), index, value, row, weight,
+            params, arm, reward, row, float(weight),
         )  # fmt: skip
-        self._touch()
+        self.version += 1  # _touch, inline
 
     def choose_with_uniform(
         self, uniform: float, context: object = None, available: object = None
@@ -268,6 +285,20 @@ class LinUCB(_LinearPolicy):
             self._mask(available), out,
         )  # fmt: skip
         return out
+
+    def choose_with_uniform(
+        self, uniform: float, context: object = None, available: object = None
+    ) -> tuple[int, float]:
+        """The decision for a given uniform in [0, 1): probabilities and draw in one kernel
+        call (the same arm and propensity as drawing from :meth:`probabilities`)."""
+        self._require_sized()
+        row = self._check_context(context)
+        mask = self._mask(self._check_available(available))
+        out = np.empty(self.n_arms)
+        arm = kernels.ucb_choose(
+            self.arrays["A_inv"], self.arrays["theta"], row, self.alpha, mask, uniform, out
+        )
+        return arm, float(out[arm])
 
     def choose_batch(self, contexts=None, available=None, rng=None, size=None):
         """Vectorized decisions, scored, tie-broken and drawn in one parallel kernel (the
