@@ -252,56 +252,74 @@ def score_moments(A_inv, theta, context, scale, means, sds):
         sds[k] = scale * math.sqrt(max(_quadratic_form(A_inv[0, k], context), 0.0))
 
 
-@njit(cache=True, fastmath=True)
-def _pair_products(x, products):
-    """products = x_i x_j for i ≤ j, in the order of ``np.triu_indices``."""
-    index = 0
-    for i in range(x.size):
-        for j in range(i, x.size):
-            products[index] = x[i] * x[j]
-            index += 1
+@njit(cache=True)
+def _pair_indices(d):
+    """(i, j) of the products x_i x_j with i ≤ j, in the order of ``np.triu_indices``."""
+    size = d * (d + 1) // 2
+    first, second = np.empty(size, np.int64), np.empty(size, np.int64)
+    t = 0
+    for i in range(d):
+        for j in range(i, d):
+            first[t], second[t] = i, j
+            t += 1
+    return first, second
 
 
 @njit(cache=True, fastmath=True)
-def _spread_rows(contexts, packed, spread, first, stop):
-    """spread[n, k] = max(x_nᵀA_k⁻¹x_n, 0) for rows first..stop − 1, with ``packed[k]`` the
-    upper triangle of A_k⁻¹ (off-diagonal entries doubled) so that the quadratic form is one
-    dot product with the products x_i x_j (i ≤ j). Four rows share every load of ``packed``;
-    fastmath only lets these sums vectorize."""
-    n_arms, size = packed.shape
-    products = np.zeros((4, size))
+def _pair_products(x, first, second, products):
+    """products[t] = x[first[t]] x[second[t]]: one loop over the pairs (looping over the
+    triangle's rows, short loops of varying length, cost twice as much)."""
+    for t in range(products.size):
+        products[t] = x[first[t]] * x[second[t]]
+
+
+@njit(cache=True, fastmath=True)
+def _spread_block(contexts, start, rows, packed, pairs, products, out, out_start):
+    """out[out_start + q, k] = max(x_nᵀA_k⁻¹x_n, 0) for the rows n = start + q, q < rows ≤
+    4, with ``packed[k]`` the upper triangle of A_k⁻¹ (off-diagonal entries doubled) so that
+    the quadratic form is one dot product with the products x_i x_j (i ≤ j), ``pairs`` their
+    indices (:func:`_pair_indices`). Four rows share every load of ``packed``; fastmath only
+    lets these sums vectorize."""
+    first, second = pairs
+    for q in range(rows):
+        _pair_products(contexts[start + q], first, second, products[q])
+    for k in range(packed.shape[0]):
+        a0, a1, a2, a3 = 0.0, 0.0, 0.0, 0.0
+        for t in range(packed.shape[1]):
+            entry = packed[k, t]
+            a0 += entry * products[0, t]
+            a1 += entry * products[1, t]
+            a2 += entry * products[2, t]
+            a3 += entry * products[3, t]
+        out[out_start, k] = max(a0, 0.0)
+        if rows > 1:
+            out[out_start + 1, k] = max(a1, 0.0)
+        if rows > 2:
+            out[out_start + 2, k] = max(a2, 0.0)
+        if rows > 3:
+            out[out_start + 3, k] = max(a3, 0.0)
+
+
+@njit(cache=True)
+def _spread_rows(contexts, packed, pairs, spread, first, stop):
+    """spread[n, k] = max(x_nᵀA_k⁻¹x_n, 0) for rows first..stop − 1 (see ``_spread_block``)."""
+    products = np.zeros((4, packed.shape[1]))
     for start in range(first, stop, 4):
-        rows = min(4, stop - start)
-        for q in range(rows):
-            _pair_products(contexts[start + q], products[q])
-        for k in range(n_arms):
-            a0, a1, a2, a3 = 0.0, 0.0, 0.0, 0.0
-            for t in range(size):
-                entry = packed[k, t]
-                a0 += entry * products[0, t]
-                a1 += entry * products[1, t]
-                a2 += entry * products[2, t]
-                a3 += entry * products[3, t]
-            spread[start, k] = max(a0, 0.0)
-            if rows > 1:
-                spread[start + 1, k] = max(a1, 0.0)
-            if rows > 2:
-                spread[start + 2, k] = max(a2, 0.0)
-            if rows > 3:
-                spread[start + 3, k] = max(a3, 0.0)
+        _spread_block(contexts, start, min(4, stop - start), packed, pairs, products, spread, start)
 
 
 @njit(cache=True, parallel=True)
 def batch_spread(contexts, packed, spread):
     """Many contexts, split into chunks of rows scored in parallel (see ``_spread_rows``)."""
     n_rows = contexts.shape[0]
+    pairs = _pair_indices(contexts.shape[1])
     chunks = 16
     chunk = (n_rows + chunks - 1) // chunks
     for c in prange(chunks):
         first = c * chunk
         stop = min(n_rows, first + chunk)
         if first < stop:
-            _spread_rows(contexts, packed, spread, first, stop)
+            _spread_rows(contexts, packed, pairs, spread, first, stop)
 
 
 @njit(cache=True)
@@ -554,43 +572,48 @@ def squarecb_select(A, b, updates, A_inv, theta, params, contexts, available, ou
 
 
 @njit(cache=True, fastmath=True)
-def _ucb_rows(contexts, packed, theta, alpha, available, uniforms, arms, propensities, first, stop):
-    """LinUCB decisions for rows first..stop − 1: score x·θ_k + α sqrt(xᵀA_k⁻¹x), the argmax
-    with ties split evenly, drawn by inverse CDF at ``uniforms[n]`` (as ``Policy.choose``)."""
+def _ucb_rows(
+    contexts, packed, pairs, theta, alpha, available, uniforms, arms, propensities, first, stop
+):
+    """LinUCB decisions for rows first..stop − 1: score x·θ_k + α sqrt(xᵀA_k⁻¹x) (the
+    quadratic forms four rows at a time, ``_spread_block``), the argmax with ties split
+    evenly, drawn by inverse CDF at ``uniforms[n]`` (as ``Policy.choose``)."""
     d = contexts.shape[1]
     n_arms, size = packed.shape
-    products = np.zeros(size)
+    products = np.zeros((4, size))
+    spread = np.empty((4, n_arms))
     scores = np.empty(n_arms)
-    for n in range(first, stop):
-        _pair_products(contexts[n], products)
-        best, ties = -np.inf, 0
-        for k in range(n_arms):
-            spread = 0.0
-            for t in range(size):
-                spread += packed[k, t] * products[t]
-            mean = 0.0
-            for i in range(d):
-                mean += contexts[n, i] * theta[k, i]
-            scores[k] = mean + alpha * math.sqrt(max(spread, 0.0))
-            if available[k]:
-                if scores[k] > best:
-                    best, ties = scores[k], 1
-                elif scores[k] == best:
-                    ties += 1
-        pick = min(int(uniforms[n] * ties), ties - 1)
-        for k in range(n_arms):
-            if available[k] and scores[k] == best:
-                if pick == 0:
-                    arms[n] = k
-                    break
-                pick -= 1
-        propensities[n] = 1.0 / ties
+    for start in range(first, stop, 4):
+        rows = min(4, stop - start)
+        _spread_block(contexts, start, rows, packed, pairs, products, spread, 0)
+        for q in range(rows):
+            n = start + q
+            best, ties = -np.inf, 0
+            for k in range(n_arms):
+                mean = 0.0
+                for i in range(d):
+                    mean += contexts[n, i] * theta[k, i]
+                scores[k] = mean + alpha * math.sqrt(spread[q, k])
+                if available[k]:
+                    if scores[k] > best:
+                        best, ties = scores[k], 1
+                    elif scores[k] == best:
+                        ties += 1
+            pick = min(int(uniforms[n] * ties), ties - 1)
+            for k in range(n_arms):
+                if available[k] and scores[k] == best:
+                    if pick == 0:
+                        arms[n] = k
+                        break
+                    pick -= 1
+            propensities[n] = 1.0 / ties
 
 
 @njit(cache=True, parallel=True)
 def linucb_choose_batch(contexts, packed, theta, alpha, available, uniforms, arms, propensities):
     """Many LinUCB decisions at once, rows split into chunks scored in parallel."""
     n_rows = contexts.shape[0]
+    pairs = _pair_indices(contexts.shape[1])
     chunks = 16
     chunk = (n_rows + chunks - 1) // chunks
     for c in prange(chunks):
@@ -598,6 +621,6 @@ def linucb_choose_batch(contexts, packed, theta, alpha, available, uniforms, arm
         stop = min(n_rows, first + chunk)
         if first < stop:
             _ucb_rows(
-                contexts, packed, theta, alpha, available, uniforms, arms, propensities,
-                first, stop,
+                contexts, packed, pairs, theta, alpha, available, uniforms, arms,
+                propensities, first, stop,
             )  # fmt: skip
