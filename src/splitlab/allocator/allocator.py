@@ -311,9 +311,14 @@ class Allocator:
                         )  # fmt: skip
             uniform = self._rng.random() if unit_key is None else unit_uniform(self.salt, unit_key)
             if context is None and available is None and not self.policy.contextual:
-                table = self._refresh_table() if self._stale else self._table
-                index = min(bisect_right(table[0], uniform * table[1]), table[3])
-                propensity, probabilities = table[2][index], table[4]
+                if self._stale and self._served_as_is():
+                    index, propensity, probabilities = self._draw_fresh(uniform)
+                else:
+                    table = self._table
+                    if self._stale or table[0] is None:
+                        table = self._refresh_table()
+                    index = min(bisect_right(table[0], uniform * table[1]), table[3])
+                    propensity, probabilities = table[2][index], table[4]
                 srm = self._srm  # a table draw, inline (see SRMAccumulator)
                 srm.counts[index] += 1
                 srm.table_served += 1
@@ -447,8 +452,7 @@ class Allocator:
     def _probabilities(self, context: object, available: object) -> np.ndarray:
         mask = self._available_mask(available)
         if context is None and mask is None and not self.policy.contextual:
-            table = self._refresh_table() if self._stale else self._table
-            return table[4]
+            return (self._refresh_table() if self._stale else self._table)[4]
         raw = self._serving.probabilities(context, mask)
         shaped = served_probabilities(raw, mask, self._burning, self._winner, self.min_weight)
         shaped.flags.writeable = False
@@ -469,6 +473,9 @@ class Allocator:
 
     def _refresh_table(self) -> tuple:
         """Rebuild the context-free draw table (CDF as Python lists for bisect)."""
+        if not self._stale:  # the probabilities are served already, only the lists are new
+            self._table = draw_table(self._table[4])
+            return self._table
         serving = self._serving
         if self.winner_threshold is not None and self._winner is None and not self._burning:
             self._winner = find_winner(serving, self.winner_threshold)
@@ -479,6 +486,29 @@ class Allocator:
         self._srm.new_table(probabilities, self._period)
         self._stale = False
         return self._table
+
+    def _served_as_is(self) -> bool:
+        """Whether the served probabilities are the policy's own (no winner to look for,
+        no burn-in, no floor)."""
+        return (
+            self.winner_threshold is None
+            and self._winner is None
+            and not self._burning
+            and self.min_weight == 0
+        )
+
+    def _draw_fresh(self, uniform: float) -> tuple[int, float, np.ndarray]:
+        """The first draw from new probabilities served as the policy computes them: the
+        policy computes and draws in one step (``Policy._draw_fresh``); the table's lists,
+        which an update before every choice would never use, wait for a second draw."""
+        serving = self._serving
+        index, propensity = serving._draw_fresh(uniform)
+        probabilities = serving._cache
+        probabilities.flags.writeable = False  # type: ignore[union-attr]
+        self._table = (None, None, None, None, probabilities)
+        self._srm.new_table(probabilities, self._period)  # type: ignore[arg-type]
+        self._stale = False
+        return index, propensity, probabilities  # type: ignore[return-value]
 
     def _refresh(self, now: float) -> None:
         """End the period; in periodic mode serve the learner's current weights."""
@@ -757,6 +787,11 @@ class Allocator:
         threads serve is one consistent state (it is encoded after the lock is released)."""
         with self._lock:
             self._srm.settle(self._period)
+            # a sync point: from here on this allocator and any restored copy compute (and
+            # serve) bit-identical probabilities, whatever grid the quadrature had cached
+            self.policy.synchronize()
+            self._serving.synchronize()
+            self._stale = True
             arrays = {f"policy.{k}": v[0].copy() for k, v in self.policy.arrays.items()}
             if self.mode == "periodic":
                 arrays.update(
