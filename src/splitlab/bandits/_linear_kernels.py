@@ -278,26 +278,35 @@ def _spread_block(contexts, start, rows, packed, pairs, products, out, out_start
     """out[out_start + q, k] = max(x_nᵀA_k⁻¹x_n, 0) for the rows n = start + q, q < rows ≤
     4, with ``packed[k]`` the upper triangle of A_k⁻¹ (off-diagonal entries doubled) so that
     the quadratic form is one dot product with the products x_i x_j (i ≤ j), ``pairs`` their
-    indices (:func:`_pair_indices`). Four rows share every load of ``packed``; fastmath only
-    lets these sums vectorize."""
+    indices (:func:`_pair_indices`). Four rows share every load of ``packed`` and two arms
+    every load of the products; fastmath only lets these sums vectorize."""
     first, second = pairs
     for q in range(rows):
         _pair_products(contexts[start + q], first, second, products[q])
-    for k in range(packed.shape[0]):
+    n_arms, size = packed.shape
+    for k in range(0, n_arms, 2):
+        other = min(k + 1, n_arms - 1)  # an odd last arm is scored twice
         a0, a1, a2, a3 = 0.0, 0.0, 0.0, 0.0
-        for t in range(packed.shape[1]):
+        b0, b1, b2, b3 = 0.0, 0.0, 0.0, 0.0
+        for t in range(size):
+            p0, p1, p2, p3 = products[0, t], products[1, t], products[2, t], products[3, t]
             entry = packed[k, t]
-            a0 += entry * products[0, t]
-            a1 += entry * products[1, t]
-            a2 += entry * products[2, t]
-            a3 += entry * products[3, t]
-        out[out_start, k] = max(a0, 0.0)
+            a0 += entry * p0
+            a1 += entry * p1
+            a2 += entry * p2
+            a3 += entry * p3
+            entry = packed[other, t]
+            b0 += entry * p0
+            b1 += entry * p1
+            b2 += entry * p2
+            b3 += entry * p3
+        out[out_start, k], out[out_start, other] = max(a0, 0.0), max(b0, 0.0)
         if rows > 1:
-            out[out_start + 1, k] = max(a1, 0.0)
+            out[out_start + 1, k], out[out_start + 1, other] = max(a1, 0.0), max(b1, 0.0)
         if rows > 2:
-            out[out_start + 2, k] = max(a2, 0.0)
+            out[out_start + 2, k], out[out_start + 2, other] = max(a2, 0.0), max(b2, 0.0)
         if rows > 3:
-            out[out_start + 3, k] = max(a3, 0.0)
+            out[out_start + 3, k], out[out_start + 3, other] = max(a3, 0.0), max(b3, 0.0)
 
 
 @njit(cache=True)
