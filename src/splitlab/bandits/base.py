@@ -44,6 +44,7 @@ from splitlab.errors import InvalidArgumentError
 
 STATE_FORMAT = 1
 _FLOAT64 = np.dtype(np.float64)
+_GENERATOR = np.random.Generator
 
 # One entropy-seeded generator for calls without ``rng`` (numpy Generators lock internally);
 # building a fresh one per call cost ~10 µs.
@@ -289,12 +290,13 @@ class Policy:
             # fast path: the cached CDF as Python lists, bisected like draw_from does; the
             # lists are built on the second choice at a version (an update before every
             # choice would pay for them and never use them)
-            generator = rng if type(rng) is np.random.Generator else as_rng(rng)
+            generator = rng if type(rng) is _GENERATOR else as_rng(rng)
             uniform = generator.random()
             table = self._draw_table
             if table[0] != self.version:
                 if self._cache_version != self.version:
-                    self._require_sized()
+                    if self.n_arms is None:
+                        self._require_sized()
                     return self._draw_fresh(uniform)
                 table = self._refresh_draw_table()
             arm = min(bisect_right(table[1], uniform * table[2]), table[4])

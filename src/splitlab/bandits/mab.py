@@ -105,6 +105,10 @@ class _CountPolicy(Policy):
         )  # fmt: skip
         return out
 
+    def _update_single(self, arm: int, reward: float, weight: float) -> None:
+        arrays = self.arrays  # ONE_OBSERVATION's count_update_one, without the generic lookup
+        _kernels.count_update_one(arrays["counts"], arrays["reward_sums"], arm, reward, weight)
+
     def _draw_fresh(self, uniform: float) -> tuple[int, float]:
         if self._choose_kernel is None:
             return super()._draw_fresh(uniform)
