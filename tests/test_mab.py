@@ -18,9 +18,9 @@ from splitlab.bandits.mab import (
     Softmax,
     ThompsonSampling,
     TopTwoThompson,
-    student_t_prob_best,
     top_two_probabilities,
 )
+from splitlab.bandits.propensity import student_t_prob_best
 from splitlab.errors import InvalidArgumentError
 
 POLICIES = {

@@ -440,7 +440,9 @@ class Policy:
     # ------------------------------------------------------------------ state
 
     def state(self) -> dict[str, Any]:
-        """Plain, JSON-ready description: policy name, hyperparameters, sizes and arrays."""
+        """Plain, JSON-ready description: policy name, hyperparameters, sizes and arrays.
+        Taking it calls :meth:`synchronize`."""
+        self.synchronize()
         return {
             "policy": type(self).__name__,
             "format": STATE_FORMAT,
@@ -449,6 +451,18 @@ class Policy:
             "n_features": self.n_features,
             "arrays": {name: array[0].copy() for name, array in self.arrays.items()},
         }
+
+    def synchronize(self) -> None:
+        """Forget what depends on the order of past updates rather than on the statistics
+        alone (the cached quadrature grid of Thompson sampling), so that from here on this
+        policy and any copy restored from its current state compute bit-identical
+        probabilities. :meth:`state` and the Allocator's snapshot call it; between two
+        calls the probabilities agree with a fresh computation to ~1e-9, not to the bit."""
+        self._drop_caches()
+        self._touch()
+
+    def _drop_caches(self) -> None:
+        """Subclasses with history-dependent caches reset them here."""
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Policy:

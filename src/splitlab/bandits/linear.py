@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from splitlab.bandits import _argmax_kernels as argmax_kernels
 from splitlab.bandits import _linear_kernels as kernels
 from splitlab.bandits.base import Policy, as_rng
 from splitlab.errors import InvalidArgumentError
@@ -326,7 +327,7 @@ class LinUCB(_LinearPolicy):
 class _GaussianScores(_LinearPolicy):
     """Thompson sampling on per-arm Gaussian posteriors N(θ_k, scale² A_k⁻¹): the score
     xᵀθ̃_k is N(xᵀθ_k, scale² xᵀA_k⁻¹x), independent across arms, and P(arm k is the argmax)
-    is one 1-D integral (:func:`~splitlab.bandits._linear_kernels.max_normal_probabilities`)."""
+    is one 1-D integral (:func:`~splitlab.bandits._argmax_kernels.normal_argmax`)."""
 
     _select_kernel = staticmethod(kernels.thompson_select)
 
@@ -343,14 +344,14 @@ class _GaussianScores(_LinearPolicy):
             arrays["A_inv"], arrays["theta"], context, self._scale(), means[0], sds[0]
         )
         out = np.empty((1, self.n_arms))
-        kernels.max_normal_probabilities(means, sds, self._mask(available), out)
+        argmax_kernels.normal_argmax(means, sds, self._mask(available), out)
         return out[0]
 
     def _probabilities_batch(self, contexts: np.ndarray, available) -> np.ndarray:
         means, spread = self._moments_batch(contexts)
         out = np.empty_like(means)
         sds = self._scale() * np.sqrt(spread)
-        kernels.max_normal_probabilities(means, sds, self._mask(available), out)
+        argmax_kernels.normal_argmax(means, sds, self._mask(available), out)
         return out
 
 
