@@ -104,7 +104,8 @@ class BetaArgmax:
             lower, upper = lower, lower + scale[top]
         live = hi > lower
         nodes, weights = kernels.grid(
-            lower, upper, lo, hi, np.zeros(n_arms), scale, np.zeros(n_arms), live, width
+            lower, upper, lo, hi, np.zeros(n_arms), scale, np.zeros(n_arms), live, width,
+            kernels.GL_NODES, kernels.GL_WEIGHTS,
         )  # fmt: skip
         if nodes.size == 0:
             return False
@@ -212,7 +213,10 @@ class StudentArgmax:
         if not upper > lower:
             lower, upper = lower, lower + scale[top]
         live = hi > lower
-        nodes, weights = kernels.grid(lower, upper, lo, hi, loc, scale, growth, live, width)
+        nodes, weights = kernels.grid(
+            lower, upper, lo, hi, loc, scale, growth, live, width, kernels.GL_NODES,
+            kernels.GL_WEIGHTS,
+        )  # fmt: skip
         if nodes.size == 0:
             return False
         self._nodes, self._weights = nodes, weights
