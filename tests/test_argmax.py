@@ -263,3 +263,16 @@ def test_a_restored_copy_computes_bit_identical_probabilities(make, reward):
 def test_posteriors_below_the_float64_range_are_refused():
     with pytest.raises(InvalidArgumentError, match="prior"):
         BetaArgmax().probabilities(np.array([1e-3, 1e-3, 5.0]), np.array([50.0, 1e4, 5.0]))
+
+
+@pytest.mark.parametrize("n_arms", [3, 30, 128])
+def test_many_overlapping_normal_arms_keep_the_agreement(n_arms):
+    # the maximum of many overlapping arms is much narrower than any one of them
+    rng = np.random.default_rng(n_arms)
+    out = np.empty((1, n_arms))
+    everything = np.ones(n_arms, dtype=bool)
+    kernels.normal_argmax(np.zeros((1, n_arms)), np.ones((1, n_arms)), everything, out)
+    np.testing.assert_allclose(out[0], 1.0 / n_arms, rtol=0, atol=1e-9)
+    means, sds = rng.normal(0, 0.05, n_arms), rng.uniform(0.9, 1.1, n_arms)
+    kernels.normal_argmax(means[None], sds[None], everything, out)
+    np.testing.assert_allclose(out[0], prob_best(mean=means, se=sds), rtol=0, atol=AGREEMENT)

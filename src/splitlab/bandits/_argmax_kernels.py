@@ -53,6 +53,7 @@ SUM_TOLERANCE = 1e-8
 DEAD = 1e-12
 
 _SQRT2 = math.sqrt(2.0)
+_GUMBEL_SPREAD = math.pi / math.sqrt(6.0)  # sd of the standard Gumbel distribution
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -80,8 +81,11 @@ def domain(lo, hi, live):
 def _panel_end(x, upper, lo, hi, center, scale, growth, live, width):
     """Right end of the panel starting at x: no more than ``width`` local scales of any
     arm it touches, the local scale of arm j at x being max(scale_j, growth_j |x − c_j|)
-    (growth > 0 for heavy tails, whose panels may widen away from the centre)."""
-    end = upper
+    (growth > 0 for heavy tails, whose panels may widen away from the centre) — and
+    narrower where m ≥ 3 windows overlap, by the factor (π/√6)/√(2 ln m): the maximum of m
+    overlapping arms, whose CDF Π F_j the integrand carries, has a spread that shrinks like
+    that (Gumbel's limit; 0.43 at m = 100)."""
+    end = np.inf
     for j in range(lo.size):
         if not live[j] or hi[j] <= x:
             continue
@@ -90,7 +94,13 @@ def _panel_end(x, upper, lo, hi, center, scale, growth, live, width):
             continue
         local = max(scale[j], growth[j] * abs(start - center[j]))
         end = min(end, start + width * local)
-    return end
+    overlapping = 0
+    for j in range(lo.size):
+        if live[j] and hi[j] > x and lo[j] < end:
+            overlapping += 1
+    if overlapping >= 3:
+        end = x + (end - x) * min(1.0, _GUMBEL_SPREAD / math.sqrt(2.0 * math.log(overlapping)))
+    return min(end, upper)
 
 
 @njit(cache=True)
@@ -420,6 +430,48 @@ def normal_fill(cdf_row, pdf_row, nodes, mean, sd):
 
 
 @njit(cache=True)
+def _normal_bounds(x, means, scale, available):
+    """(Π_j F_j(x), max_k t_k Σ_{j≠k} t_j) for normal arms, t_j = 1 − F_j(x): the
+    truncation bounds of argmax_mass if the domain ended at x."""
+    product, tails, largest = 1.0, 0.0, 0.0
+    for k in range(means.size):
+        if available[k]:
+            z = (x - means[k]) / scale[k]
+            if z >= _TABLE_REACH:
+                continue  # F = 1
+            below, _ = normal_cdf_pdf(z)
+            product *= below
+            tail = 1.0 - below
+            tails += tail
+            largest = max(largest, tail)
+    return product, largest * (tails - largest)
+
+
+@njit(cache=True)
+def _tighten_normal_domain(lower, upper, means, scale, available):
+    """Raise L and lower U by bisection (6 halvings each) as far as the truncation bounds stay
+    below TRUNCATION / 10: with many overlapping arms Π_j F_j vanishes well above any one
+    arm's window start (100 equal arms: from 0.8 sd above their mean, not 4.3 below)."""
+    target = 0.1 * TRUNCATION
+    low, high = lower, upper
+    for _ in range(6):
+        middle = 0.5 * (low + high)
+        if _normal_bounds(middle, means, scale, available)[0] <= target:
+            low = middle
+        else:
+            high = middle
+    new_lower = low
+    low, high = new_lower, upper
+    for _ in range(6):
+        middle = 0.5 * (low + high)
+        if _normal_bounds(middle, means, scale, available)[1] <= target:
+            high = middle
+        else:
+            low = middle
+    return new_lower, high
+
+
+@njit(cache=True)
 def normal_argmax_row(means, sds, available, out):
     """P(arm k has the largest value) for independent N(means_k, sds_k²) arms (one
     context's LinTS scores): grid, fill and quadrature in one pass. Arms with sd 0 are
@@ -463,6 +515,7 @@ def normal_argmax_row(means, sds, available, out):
     if not upper > lower:
         out[top] = 1.0
         return
+    lower, upper = _tighten_normal_domain(lower, upper, means, scale, available)
     live = np.zeros(n_arms, dtype=np.bool_)
     count = 0
     for k in range(n_arms):
@@ -506,16 +559,16 @@ READY, FILL, REBUILD = 0, 1, 2
 # this many recurrence steps between fresh fills, before the rows are refreshed.
 SHRINK = 0.5
 MAX_STEPS = 4096
+STEPS_PER_CALL = 64
 # Below this many degrees of freedom a t posterior's panels widen away from its centre.
 HEAVY_TAIL_DF = 30.0
 TAIL_GROWTH = 0.3
-_STEPS_PER_CALL = 64
 
 
 @njit(cache=True)
-def _finish(cdf, pdf, weights, work, out):
+def _finish(cdf, pdf, weights, work, out, truncation=TRUNCATION):
     total, below, above = argmax_mass(cdf, pdf, weights, work, out)
-    if not (abs(total - 1.0) <= SUM_TOLERANCE and below <= TRUNCATION and above <= TRUNCATION):
+    if not (abs(total - 1.0) <= SUM_TOLERANCE and below <= truncation and above <= truncation):
         return REBUILD
     for k in range(out.size):
         out[k] /= total
@@ -525,15 +578,16 @@ def _finish(cdf, pdf, weights, work, out):
 @njit(cache=True)
 def beta_refresh(
     alpha, beta, row_alpha, row_beta, steps, filled, built_scale,
-    cdf, pdf, log_x, log_complement, weights, work, needs, out,
+    cdf, pdf, log_x, log_complement, weights, work, needs, out, truncation,
 ):  # fmt: skip
     """Bring every arm's rows to its current Beta(alpha, beta) posterior and integrate.
 
     Rows advance by the integer-count recurrences when an arm gained whole successes and
-    failures (at most _STEPS_PER_CALL at once, MAX_STEPS between fresh fills); any other
+    failures (at most STEPS_PER_CALL at once, MAX_STEPS between fresh fills); any other
     change (fractional rewards, decay, a merge) is left to the caller (FILL). Each advanced
     arm is checked: its logit scale must stay above SHRINK × the scale the grid was built
-    for, and its density must integrate to its CDF difference."""
+    for, and its density must integrate to its CDF difference; the truncation bounds must
+    stay below ``truncation``."""
     status = READY
     count = 0
     for k in range(alpha.size):
@@ -544,7 +598,7 @@ def beta_refresh(
         whole = (
             filled[k] and successes >= 0.0 and failures >= 0.0
             and successes == math.floor(successes) and failures == math.floor(failures)
-            and successes + failures <= _STEPS_PER_CALL
+            and successes + failures <= STEPS_PER_CALL
             and steps[k] + successes + failures <= MAX_STEPS
         )  # fmt: skip
         if not whole:
@@ -565,7 +619,7 @@ def beta_refresh(
     needs[count] = -1
     if status != READY:
         return status
-    return _finish(cdf, pdf, weights, work, out)
+    return _finish(cdf, pdf, weights, work, out, truncation)
 
 
 @njit(cache=True)

@@ -382,6 +382,8 @@ class ThompsonSampling(Policy):
     max_arms = THOMPSON_MAX_ARMS
     _max_arms_reason = THOMPSON_CAP_REASON
     _statistics: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+    # posterior mass each quadrature window leaves out per side (see BetaArgmax)
+    _tail_mass: ClassVar[float] = argmax_kernels.WINDOW_TAIL
     _select_kernel = staticmethod(_kernels.thompson_select)
     _update_kernel = staticmethod(_kernels.beta_update)
 
@@ -394,7 +396,7 @@ class ThompsonSampling(Policy):
     ):
         self.prior = _positive_pair(prior)
         self._param_values = np.array([*self.prior, *self._extra_params()])
-        self._argmax = BetaArgmax()
+        self._argmax = BetaArgmax(self._tail_mass)
         super().__init__(n_arms=n_arms, discount=discount)
 
     def _extra_params(self) -> list[float]:
@@ -413,7 +415,7 @@ class ThompsonSampling(Policy):
         return self._prob_best(available)
 
     def _drop_caches(self) -> None:
-        self._argmax = BetaArgmax()
+        self._argmax = BetaArgmax(self._tail_mass)
 
     def _prob_best(self, available) -> np.ndarray:
         """P(best) of every arm (available ones: a grid of their own, not cached)."""
@@ -422,11 +424,17 @@ class ThompsonSampling(Policy):
             return self._argmax.probabilities(arrays["alpha"][0], arrays["beta"][0])
         arms = np.flatnonzero(available)
         out = np.zeros(self.n_arms)
-        out[arms] = BetaArgmax().probabilities(arrays["alpha"][0, arms], arrays["beta"][0, arms])
+        masked = BetaArgmax(self._tail_mass)
+        out[arms] = masked.probabilities(arrays["alpha"][0, arms], arrays["beta"][0, arms])
         return out
 
     def _hyperparameters(self) -> dict[str, Any]:
         return {"prior": list(self.prior), "discount": self.discount}
+
+
+# The challenger shares π_i / (1 − π_leader) need small P(best) to ~1e-12 absolute: when
+# the leader is nearly certain they are ratios of two tiny numbers, exact to ~1e-6 only.
+TOP_TWO_TAIL = 1e-15
 
 
 class TopTwoThompson(ThompsonSampling):
@@ -441,6 +449,7 @@ class TopTwoThompson(ThompsonSampling):
     """
 
     _select_kernel = staticmethod(_kernels.top_two_select)
+    _tail_mass = TOP_TWO_TAIL
 
     def __init__(
         self,

@@ -33,10 +33,12 @@ _LOGIT_LIMIT = 640.0  # |logit| beyond which x or 1 − x nears the float64 unde
 _MAX_ATTEMPTS = 3  # grid rebuilds, each with half the panel width, before the fallback
 
 
-def _logit_windows(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logits of the WINDOW_TAIL and 1 − WINDOW_TAIL quantiles of Beta(alpha, beta), the
-    upper one from the complement so that 1 − x is never rounded."""
-    tail = np.full(alpha.shape, kernels.WINDOW_TAIL)
+def _logit_windows(
+    alpha: np.ndarray, beta: np.ndarray, tail_mass: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of the ``tail_mass`` and 1 − ``tail_mass`` quantiles of Beta(alpha, beta),
+    the upper one from the complement so that 1 − x is never rounded."""
+    tail = np.full(alpha.shape, tail_mass)
     with np.errstate(divide="ignore"):
         lower = special.betaincinv(alpha, beta, tail)
         upper_complement = special.betaincinv(beta, alpha, tail)
@@ -48,9 +50,16 @@ def _logit_windows(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.
 
 class BetaArgmax:
     """P(best) of K arms with Beta(alpha_k, beta_k) posteriors, integrated on the logit
-    scale, with the grid and every arm's rows cached between calls."""
+    scale, with the grid and every arm's rows cached between calls.
 
-    def __init__(self) -> None:
+    ``tail_mass`` is each window's mass left out per side, which also bounds the
+    truncation error; top-two sampling, whose challenger shares divide small P(best) by
+    the leader's 1 − P(best), asks for 1e-15 instead of the default 1e-10.
+    """
+
+    def __init__(self, tail_mass: float = kernels.WINDOW_TAIL) -> None:
+        self._tail_mass = tail_mass
+        self._truncation = kernels.TRUNCATION * tail_mass / kernels.WINDOW_TAIL
         self.rebuilds = 0  # how often the grid was placed (for tests and benchmarks)
         self._clear()
 
@@ -76,6 +85,7 @@ class BetaArgmax:
                     alpha, beta, self._row_alpha, self._row_beta, self._steps, self._filled,
                     self._built_scale, self._cdf, self._pdf, self._log_x,
                     self._log_complement, self._weights, self._work, self._needs, out,
+                    self._truncation,
                 )  # fmt: skip
                 if status == kernels.FILL and not self._fill(alpha, beta):
                     status = kernels.REBUILD
@@ -130,13 +140,15 @@ class BetaArgmax:
         posterior changed since they were last computed."""
         cached = self._windows
         if cached is None or cached[0].size != alpha.size:
-            lo, hi = _logit_windows(alpha, beta)
+            lo, hi = _logit_windows(alpha, beta, self._tail_mass)
         else:
             old_alpha, old_beta, lo, hi = cached
             changed = np.flatnonzero((old_alpha != alpha) | (old_beta != beta))
             lo, hi = lo.copy(), hi.copy()
             if changed.size:
-                lo[changed], hi[changed] = _logit_windows(alpha[changed], beta[changed])
+                lo[changed], hi[changed] = _logit_windows(
+                    alpha[changed], beta[changed], self._tail_mass
+                )
         self._windows = (alpha.copy(), beta.copy(), lo, hi)
         return lo, hi
 

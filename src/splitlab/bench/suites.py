@@ -81,6 +81,7 @@ SUITES: tuple[Suite, ...] = (
     Suite("analyzer", "speed", "splitlab.bench.analyzer"),
     Suite("bandits_latency", "speed", "splitlab.bench.bandits_latency"),
     Suite("allocator", "speed", "splitlab.bench.allocator"),
+    Suite("thompson", "speed", "splitlab.bench.thompson"),
     Suite("ope", "speed", "splitlab.bench.ope"),
     Suite("bandits_regret", "regret", "splitlab.bench.bandits_regret"),
     Suite("validity_sequential", "validity", "splitlab.bench.validity_sequential"),
