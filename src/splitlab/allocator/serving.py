@@ -102,7 +102,7 @@ def find_winner(policy: Policy, threshold: float) -> int | None:
 def draw_table(probabilities: np.ndarray) -> tuple:
     """The context-free draw table: (CDF as a Python list for bisect, its total,
     propensities as a list, the last drawable arm, the frozen probabilities)."""
-    probabilities.flags.writeable = False
+    probabilities.setflags(write=False)  # half the cost of flags.writeable = False
     propensities = probabilities.tolist()
     cumulative, last = cdf(propensities)
     return (cumulative, cumulative[-1], propensities, last, probabilities)
