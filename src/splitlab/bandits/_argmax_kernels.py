@@ -78,7 +78,7 @@ def domain(lo, hi, live):
 
 
 @njit(cache=True)
-def _panel_end(x, upper, lo, hi, center, scale, growth, live, width):
+def _panel_end(x, upper, lo, hi, center, scale, growth, live, width, narrowing):
     """Right end of the panel starting at x: no more than ``width`` local scales of any
     arm it touches, the local scale of arm j at x being max(scale_j, growth_j |x − c_j|)
     (growth > 0 for heavy tails, whose panels may widen away from the centre) — and
@@ -98,13 +98,16 @@ def _panel_end(x, upper, lo, hi, center, scale, growth, live, width):
     for j in range(lo.size):
         if live[j] and hi[j] > x and lo[j] < end:
             overlapping += 1
-    if overlapping >= 3:
+    if narrowing and overlapping >= 3:
         end = x + (end - x) * min(1.0, _GUMBEL_SPREAD / math.sqrt(2.0 * math.log(overlapping)))
     return min(end, upper)
 
 
 @njit(cache=True)
-def grid(lower, upper, lo, hi, center, scale, growth, live, width, rule_nodes, rule_weights):
+def grid(
+    lower, upper, lo, hi, center, scale, growth, live, width, rule_nodes, rule_weights,
+    narrowing=True,
+):  # fmt: skip
     """Quadrature nodes and weights on [lower, upper]: index 0 is ``lower`` and the last
     index is ``upper`` (both weight 0); Gauss–Legendre nodes of every panel in between.
     Returns (nodes, weights), or empty arrays if more than MAX_PANELS panels are needed."""
@@ -115,7 +118,7 @@ def grid(lower, upper, lo, hi, center, scale, growth, live, width, rule_nodes, r
     while x < upper:
         if count == MAX_PANELS:
             return np.empty(0), np.empty(0)
-        end = _panel_end(x, upper, lo, hi, center, scale, growth, live, width)
+        end = _panel_end(x, upper, lo, hi, center, scale, growth, live, width, narrowing)
         if not end > x:  # a zero scale: no resolution is enough
             return np.empty(0), np.empty(0)
         count += 1
@@ -356,11 +359,16 @@ def student_t_tail(z, df, scale):
 
 @njit(cache=True)
 def student_t_fill(cdf_row, pdf_row, nodes, loc, scale, df):
-    """CDF and density of t_df(loc, scale²) at every node."""
+    """CDF and density of t_df(loc, scale²) at every node (from df = EXPANSION_DF on,
+    0 or 1 and 0 beyond 12 scales, where the tail is below 1e-29)."""
     beta_scale = log_beta(0.5 * df, 0.5)
     log_norm = -beta_scale - 0.5 * math.log(df) - math.log(scale)
+    reach = 12.0 if df >= EXPANSION_DF else np.inf
     for n in range(nodes.size):
         z = (nodes[n] - loc) / scale
+        if abs(z) > reach:
+            cdf_row[n], pdf_row[n] = (1.0 if z > 0.0 else 0.0), 0.0
+            continue
         tail = student_t_tail(z, df, beta_scale)
         cdf_row[n] = 1.0 - tail if z > 0.0 else tail
         pdf_row[n] = math.exp(log_norm - 0.5 * (df + 1.0) * math.log1p(z * z / df))

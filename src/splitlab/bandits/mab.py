@@ -577,7 +577,7 @@ class GaussianThompson(Policy):
     def _probabilities(self, context, available) -> np.ndarray:
         loc, scale, df = self.posterior()
         if available is None:
-            return self._argmax.probabilities(loc, scale, df)
+            return self._argmax._probabilities(loc, scale, df)  # contiguous float64 already
         arms = np.flatnonzero(available)
         out = np.zeros(self.n_arms)
         out[arms] = StudentArgmax().probabilities(loc[arms], scale[arms], df[arms])

@@ -115,7 +115,7 @@ class BetaArgmax:
         live = hi > lower
         nodes, weights = kernels.grid(
             lower, upper, lo, hi, np.zeros(n_arms), scale, np.zeros(n_arms), live, width,
-            kernels.GL_NODES, kernels.GL_WEIGHTS,
+            kernels.GL_NODES, kernels.GL_WEIGHTS, False,
         )  # fmt: skip
         if nodes.size == 0:
             return False
@@ -194,6 +194,9 @@ class StudentArgmax:
         loc = np.ascontiguousarray(loc, dtype=np.float64)
         scale = np.ascontiguousarray(scale, dtype=np.float64)
         df = np.ascontiguousarray(df, dtype=np.float64)
+        return self._probabilities(loc, scale, df)
+
+    def _probabilities(self, loc: np.ndarray, scale: np.ndarray, df: np.ndarray) -> np.ndarray:
         if loc.size == 1:
             return np.ones(1)
         out = np.empty(loc.size)
@@ -227,7 +230,7 @@ class StudentArgmax:
         live = hi > lower
         nodes, weights = kernels.grid(
             lower, upper, lo, hi, loc, scale, growth, live, width, kernels.GL_NODES,
-            kernels.GL_WEIGHTS,
+            kernels.GL_WEIGHTS, False,
         )  # fmt: skip
         if nodes.size == 0:
             return False
