@@ -115,7 +115,7 @@ class BetaArgmax:
         live = hi > lower
         nodes, weights = kernels.grid(
             lower, upper, lo, hi, np.zeros(n_arms), scale, np.zeros(n_arms), live, width,
-            kernels.GL_NODES, kernels.GL_WEIGHTS, False,
+            kernels.GL_NODES, kernels.GL_WEIGHTS,
         )  # fmt: skip
         if nodes.size == 0:
             return False
@@ -230,7 +230,7 @@ class StudentArgmax:
         live = hi > lower
         nodes, weights = kernels.grid(
             lower, upper, lo, hi, loc, scale, growth, live, width, kernels.GL_NODES,
-            kernels.GL_WEIGHTS, False,
+            kernels.GL_WEIGHTS,
         )  # fmt: skip
         if nodes.size == 0:
             return False
