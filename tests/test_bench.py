@@ -30,7 +30,7 @@ from tooling.markdown_tables import number, read_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_FILES = (
-    "ab_summary", "analyzer", "bandits_latency", "allocator", "ope", "bandits_regret",
+    "ab_summary", "analyzer", "bandits_latency", "allocator", "thompson", "ope", "bandits_regret",
     "validity_sequential",
 )  # fmt: skip
 

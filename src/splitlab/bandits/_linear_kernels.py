@@ -29,20 +29,6 @@ from numba import njit, prange
 
 from splitlab.bandits._kernels import draw  # the inverse-CDF rule of every policy
 
-_SQRT2 = math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-# Quadrature of P(arm k has the largest of independent normal scores): the scores' range is
-# cut at every arm's mean + z sd for these z (beyond ±8.5 sd a normal has < 1e-17 mass), and
-# each piece gets an 8-point Gauss–Legendre rule. Within a piece every arm's density and CDF
-# is smooth on the piece's own scale, so the rule is accurate to ~1e-9 even when the arms'
-# sds differ by orders of magnitude (where a single Gauss–Hermite rule fails); checked
-# against a 30-point rule on cuts every 0.25 sd.
-_TAIL = 8.5
-_CUTS = np.array([-8.5, -4.5, -2.0, 0.0, 2.0, 4.5, 8.5])
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
-
-
 # ---------------------------------------------------------------------- linear algebra
 
 
@@ -388,93 +374,6 @@ def ucb_choose(A_inv, theta, context, alpha, available, uniform, out):
     """``ucb_probabilities`` into ``out`` and the arm :func:`draw` picks at ``uniform``."""
     ucb_probabilities(A_inv, theta, context, alpha, available, out)
     return draw(out, uniform)
-
-
-@njit(cache=True)
-def _normal_cdf(z):
-    return 0.5 * math.erfc(-z / _SQRT2)
-
-
-@njit(cache=True)
-def _max_normal_row(means, sds, available, out):
-    """P(arm k has the largest score) for independent N(means_k, sds_k²) scores.
-
-    P_k = ∫ f_k(s) Π_{j≠k} F_j(s) ds, integrated piecewise (see ``_CUTS``) over
-    [max_k(μ_k − 8.5σ_k), max_k(μ_k + 8.5σ_k)], outside which every integrand is < 1e-17.
-    Arms whose whole range lies below that interval cannot win and are skipped.
-    """
-    n_arms = means.size
-    out[:] = 0.0
-    top_sd = 0.0
-    for k in range(n_arms):
-        if available[k]:
-            top_sd = max(top_sd, sds[k])
-    if not top_sd > 0.0:  # point masses (a zero context): the argmax, ties shared
-        _argmax_ties(means, available, out)
-        return
-    lower, upper = -np.inf, -np.inf
-    for k in range(n_arms):
-        if available[k]:
-            sd = max(sds[k], 1e-12 * top_sd)
-            lower = max(lower, means[k] - _TAIL * sd)
-            upper = max(upper, means[k] + _TAIL * sd)
-    active = np.empty(n_arms, dtype=np.int64)
-    count = 0
-    for k in range(n_arms):
-        if available[k] and means[k] + _TAIL * max(sds[k], 1e-12 * top_sd) > lower:
-            active[count] = k
-            count += 1
-    if count == 1:
-        out[active[0]] = 1.0
-        return
-    mu = np.empty(count)
-    sd = np.empty(count)
-    for i in range(count):
-        mu[i] = means[active[i]]
-        sd[i] = max(sds[active[i]], 1e-12 * top_sd)
-    cuts = np.empty(count * _CUTS.size + 2)
-    cuts[0], cuts[1] = lower, upper
-    size = 2
-    for i in range(count):
-        for z in _CUTS:
-            point = mu[i] + z * sd[i]
-            if lower < point < upper:
-                cuts[size] = point
-                size += 1
-    cuts = np.sort(cuts[:size])
-    cdf = np.empty(count)
-    pdf = np.empty(count)
-    suffix = np.empty(count + 1)
-    mass = np.zeros(count)
-    for piece in range(size - 1):
-        half = 0.5 * (cuts[piece + 1] - cuts[piece])
-        if not half > 0.0:
-            continue
-        middle = 0.5 * (cuts[piece + 1] + cuts[piece])
-        for g in range(_GL_NODES.size):
-            s = middle + half * _GL_NODES[g]
-            for i in range(count):
-                z = (s - mu[i]) / sd[i]
-                cdf[i] = _normal_cdf(z)
-                pdf[i] = _INV_SQRT_2PI * math.exp(-0.5 * z * z) / sd[i]
-            suffix[count] = 1.0
-            for i in range(count - 1, -1, -1):
-                suffix[i] = suffix[i + 1] * cdf[i]
-            prefix = 1.0
-            weight = half * _GL_WEIGHTS[g]
-            for i in range(count):
-                mass[i] += weight * pdf[i] * prefix * suffix[i + 1]
-                prefix *= cdf[i]
-    total = mass.sum()
-    for i in range(count):
-        out[active[i]] = mass[i] / total
-
-
-@njit(cache=True)
-def max_normal_probabilities(means, sds, available, out):
-    """Rows of (N, K) means and sds → (N, K) probabilities of being the largest."""
-    for n in range(means.shape[0]):
-        _max_normal_row(means[n], sds[n], available, out[n])
 
 
 @njit(cache=True)
