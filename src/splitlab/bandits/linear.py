@@ -291,7 +291,7 @@ class LinUCB(_LinearPolicy):
         self, uniform: float, context: object = None, available: object = None
     ) -> tuple[int, float]:
         """The decision for a given uniform in [0, 1): probabilities and draw in one kernel
-        call (the same arm and propensity as drawing from :meth:`probabilities`)."""
+        call (the same arm and propensity as drawing from :meth:`LinUCB.probabilities`)."""
         self._require_sized()
         row = self._check_context(context)
         mask = self._mask(self._check_available(available))
@@ -327,7 +327,7 @@ class LinUCB(_LinearPolicy):
 class _GaussianScores(_LinearPolicy):
     """Thompson sampling on per-arm Gaussian posteriors N(θ_k, scale² A_k⁻¹): the score
     xᵀθ̃_k is N(xᵀθ_k, scale² xᵀA_k⁻¹x), independent across arms, and P(arm k is the argmax)
-    is one 1-D integral (:func:`~splitlab.bandits._argmax_kernels.normal_argmax`)."""
+    is one 1-D integral (``_argmax_kernels.normal_argmax``)."""
 
     _select_kernel = staticmethod(kernels.thompson_select)
 

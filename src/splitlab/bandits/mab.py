@@ -5,7 +5,7 @@ probabilities; softmax, EXP3 and a fixed split have closed forms; for Thompson-t
 the probability of an arm is the posterior probability that it is the best,
 P(k best) = ∫ f_k(x) Π_{j≠k} F_j(x) dx, by Gauss–Legendre quadrature on a grid that is
 kept between decisions and updated only for the arm that changed
-(:mod:`splitlab.bandits.propensity`), ~1e-8 absolute of the full quadrature of
+(``splitlab.bandits.propensity``), ~1e-8 absolute of the full quadrature of
 :func:`splitlab.stats.bayesian.prob_best`.
 
 Statistics are sums (counts, reward sums, Beta pseudo-counts), so replicas merge exactly —
@@ -372,7 +372,7 @@ class ThompsonSampling(Policy):
     for fractional rewards a deterministic pseudo-posterior with the same mean update as
     Agrawal & Goyal's (2012) Bernoulli trick, chosen because it keeps the statistics sums
     (merge is exact, equal streams give equal states). Probabilities are
-    P(k is the posterior argmax) by quadrature (:class:`~splitlab.bandits.propensity.BetaArgmax`),
+    P(k is the posterior argmax) by quadrature (``propensity.BetaArgmax``),
     ~1e-8 absolute; after a 0/1 reward only the rewarded arm's CDF is advanced, by a
     recurrence, so a choose + update pair costs ~10 µs at 10 arms. At most ``max_arms`` =
     128 arms (the cost of the fallback quadrature).
@@ -476,7 +476,7 @@ class TopTwoThompson(ThompsonSampling):
 
 def top_two_probabilities(prob_best: np.ndarray, beta: float) -> np.ndarray:
     """Russo's top-two choice probabilities ψ from P(best) π (last axis: arms); see
-    :func:`splitlab.bandits._argmax_kernels.top_two`."""
+    ``splitlab.bandits._argmax_kernels.top_two``."""
     pi = np.ascontiguousarray(prob_best, dtype=np.float64)
     rows = pi.reshape(-1, pi.shape[-1])
     out = np.empty_like(rows)
@@ -515,7 +515,7 @@ class GaussianThompson(Policy):
 
     Each arm's mean has a Student-t posterior, t_{2α_n}(μ_n, β_n / (α_n κ_n)); probabilities
     are P(k is the argmax) by quadrature over those t densities
-    (:class:`~splitlab.bandits.propensity.StudentArgmax`: after an update only the updated
+    (``propensity.StudentArgmax``: after an update only the updated
     arm's t CDF is recomputed), ~1e-8 absolute; at most ``max_arms`` = 128 arms.
 
     >>> policy = GaussianThompson(prior=(1e9, 1.0, 1.0, 1.0), n_arms=2)
