@@ -231,14 +231,6 @@ def logistic_update_one(A, b, updates, A_inv, theta, params, arm, reward, contex
 
 
 @njit(cache=True)
-def score_moments(A_inv, theta, context, scale, means, sds):
-    """Copy 0: means xᵀθ_k and sds scale·sqrt(xᵀA_k⁻¹x) of every arm's score."""
-    for k in range(theta.shape[1]):
-        means[k] = _dot(context, theta[0, k])
-        sds[k] = scale * math.sqrt(max(_quadratic_form(A_inv[0, k], context), 0.0))
-
-
-@njit(cache=True)
 def _pair_indices(d):
     """(i, j) of the products x_i x_j with i ≤ j, in the order of ``np.triu_indices``."""
     size = d * (d + 1) // 2
@@ -341,6 +333,24 @@ def argmax_probabilities(values, available, out):
 # Reassociation lets the d-long sums of the single-context scores vectorize (no assumption
 # about NaN or infinities); a score is then not bit-identical to ucb_select's.
 _VECTOR_SUMS = {"reassoc", "contract"}
+
+
+@njit(cache=True, fastmath=_VECTOR_SUMS)
+def score_moments(A_inv, theta, context, scale, means, sds):
+    """Copy 0: means xᵀθ_k and sds scale·sqrt(xᵀA_k⁻¹x) of every arm's score (the d-long
+    sums vectorized, as in ``_ucb_scores``)."""
+    d = context.size
+    for k in range(theta.shape[1]):
+        inverse = A_inv[0, k]
+        spread, mean = 0.0, 0.0
+        for i in range(d):
+            row = 0.0
+            for j in range(d):
+                row += inverse[i, j] * context[j]
+            spread += context[i] * row
+            mean += context[i] * theta[0, k, i]
+        means[k] = mean
+        sds[k] = scale * math.sqrt(max(spread, 0.0))
 
 
 @njit(cache=True, fastmath=_VECTOR_SUMS)
