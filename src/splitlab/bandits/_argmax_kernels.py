@@ -457,12 +457,12 @@ def _normal_bounds(x, means, scale, available):
 
 @njit(cache=True)
 def _tighten_normal_domain(lower, upper, means, scale, available):
-    """Raise L and lower U by bisection (6 halvings each) as far as the truncation bounds stay
+    """Raise L and lower U by bisection (4 halvings each) as far as the truncation bounds stay
     below TRUNCATION / 10: with many overlapping arms Π_j F_j vanishes well above any one
     arm's window start (100 equal arms: from 0.8 sd above their mean, not 4.3 below)."""
     target = 0.1 * TRUNCATION
     low, high = lower, upper
-    for _ in range(6):
+    for _ in range(4):
         middle = 0.5 * (low + high)
         if _normal_bounds(middle, means, scale, available)[0] <= target:
             low = middle
@@ -470,7 +470,7 @@ def _tighten_normal_domain(lower, upper, means, scale, available):
             high = middle
     new_lower = low
     low, high = new_lower, upper
-    for _ in range(6):
+    for _ in range(4):
         middle = 0.5 * (low + high)
         if _normal_bounds(middle, means, scale, available)[1] <= target:
             high = middle
