@@ -248,7 +248,7 @@ def main(
             "baseline_steps": args.baseline_steps,
             "checkpoints": args.checkpoints,
             "features": N_FEATURES,
-        },  # fmt: skip
+        },
     )
     load_before = load_average()[0]
     rows, peer_rows, failures = [], [], 0
@@ -256,17 +256,16 @@ def main(
         for name in POLICIES:
             environment = make_environment(FAMILY[name], n_arms, args.horizon, args.seed)
             run_loop(make_policy(name, n_arms), environment, min(50, args.horizon), args.seed)
-            ours = best_of(
-                lambda: run_loop(make_policy(name, n_arms), environment, args.horizon, args.seed),
-                args.repeats,
-            )
-            baseline_steps = min(args.baseline_steps, args.horizon)
-            baseline = best_of(
-                lambda: run_baseline(
-                    make_policy(name, n_arms), environment, baseline_steps, args.seed
-                ),
-                1,
-            )
+
+            def ours_run(name=name, n_arms=n_arms, environment=environment) -> float:
+                return run_loop(make_policy(name, n_arms), environment, args.horizon, args.seed)
+
+            def baseline_run(name=name, n_arms=n_arms, environment=environment) -> float:
+                steps = min(args.baseline_steps, args.horizon)
+                return run_baseline(make_policy(name, n_arms), environment, steps, args.seed)
+
+            ours = best_of(ours_run, args.repeats)
+            baseline = best_of(baseline_run, 1)
             worst = largest_difference(name, n_arms, environment, args.checkpoints, args.seed)
             budget = BUDGETS[n_arms]
             ok = ours <= budget and worst <= 1e-6
@@ -300,7 +299,7 @@ def main(
             *provenance.lines(),
             "",
             "| policy | arms | splitlab per pair | full quadrature per pair | speed-up "
-            "| max \\|Δ\\| vs full | budget | ratio vs budget | |",
+            "| max \\|Δ\\| vs full | budget | ratio vs budget | verdict |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
             *rows,
             "",
