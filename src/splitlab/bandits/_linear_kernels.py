@@ -335,20 +335,24 @@ def argmax_probabilities(values, available, out):
 _VECTOR_SUMS = {"reassoc", "contract"}
 
 
+@njit(cache=True, fastmath=_VECTOR_SUMS, inline="always")
+def _mean_and_spread(inverse, coefficients, context):
+    """(xᵀθ, xᵀA⁻¹x) of one arm, the d-long sums in one pass."""
+    spread, mean = 0.0, 0.0
+    for i in range(context.size):
+        row = 0.0
+        for j in range(context.size):
+            row += inverse[i, j] * context[j]
+        spread += context[i] * row
+        mean += context[i] * coefficients[i]
+    return mean, spread
+
+
 @njit(cache=True, fastmath=_VECTOR_SUMS)
 def score_moments(A_inv, theta, context, scale, means, sds):
-    """Copy 0: means xᵀθ_k and sds scale·sqrt(xᵀA_k⁻¹x) of every arm's score (the d-long
-    sums vectorized, as in ``_ucb_scores``)."""
-    d = context.size
+    """Copy 0: means xᵀθ_k and sds scale·sqrt(xᵀA_k⁻¹x) of every arm's score."""
     for k in range(theta.shape[1]):
-        inverse = A_inv[0, k]
-        spread, mean = 0.0, 0.0
-        for i in range(d):
-            row = 0.0
-            for j in range(d):
-                row += inverse[i, j] * context[j]
-            spread += context[i] * row
-            mean += context[i] * theta[0, k, i]
+        mean, spread = _mean_and_spread(A_inv[0, k], theta[0, k], context)
         means[k] = mean
         sds[k] = scale * math.sqrt(max(spread, 0.0))
 
@@ -357,17 +361,9 @@ def score_moments(A_inv, theta, context, scale, means, sds):
 def _ucb_scores(A_inv, theta, context, alpha, available, scores):
     """LinUCB (Li et al. 2010, eq. 5), copy 0: xᵀθ_k + α sqrt(xᵀA_k⁻¹x) of the available
     arms."""
-    d = context.size
     for k in range(theta.shape[1]):
         if available[k]:
-            inverse = A_inv[0, k]
-            spread, mean = 0.0, 0.0
-            for i in range(d):
-                row = 0.0
-                for j in range(d):
-                    row += inverse[i, j] * context[j]
-                spread += context[i] * row
-                mean += context[i] * theta[0, k, i]
+            mean, spread = _mean_and_spread(A_inv[0, k], theta[0, k], context)
             scores[k] = mean + alpha * math.sqrt(max(spread, 0.0))
 
 
