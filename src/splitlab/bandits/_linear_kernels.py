@@ -27,6 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from splitlab.bandits._argmax_kernels import normal_argmax_row
 from splitlab.bandits._kernels import draw  # the inverse-CDF rule of every policy
 
 # ---------------------------------------------------------------------- linear algebra
@@ -355,6 +356,23 @@ def score_moments(A_inv, theta, context, scale, means, sds):
         mean, spread = _mean_and_spread(A_inv[0, k], theta[0, k], context)
         means[k] = mean
         sds[k] = scale * math.sqrt(max(spread, 0.0))
+
+
+@njit(cache=True)
+def gaussian_scores_probabilities(A_inv, theta, context, scale, available, out):
+    """Copy 0: P(arm k has the largest score) for the independent normal scores
+    N(xᵀθ_k, scale² xᵀA_k⁻¹x) of LinTS and LogisticTS, in one call."""
+    means, sds = np.empty(theta.shape[1]), np.empty(theta.shape[1])
+    score_moments(A_inv, theta, context, scale, means, sds)
+    normal_argmax_row(means, sds, available, out)
+
+
+@njit(cache=True)
+def gaussian_scores_choose(A_inv, theta, context, scale, available, uniform, out):
+    """``gaussian_scores_probabilities`` into ``out`` and the arm :func:`draw` picks at
+    ``uniform``."""
+    gaussian_scores_probabilities(A_inv, theta, context, scale, available, out)
+    return draw(out, uniform)
 
 
 @njit(cache=True, fastmath=_VECTOR_SUMS)

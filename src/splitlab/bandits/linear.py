@@ -338,14 +338,28 @@ class _GaussianScores(_LinearPolicy):
         return self._scale(), 0.0
 
     def _probabilities(self, context, available) -> np.ndarray:
-        means, sds = np.empty((1, self.n_arms)), np.empty((1, self.n_arms))
+        out = np.empty(self.n_arms)
         arrays = self.arrays
-        kernels.score_moments(
-            arrays["A_inv"], arrays["theta"], context, self._scale(), means[0], sds[0]
+        kernels.gaussian_scores_probabilities(
+            arrays["A_inv"], arrays["theta"], context, self._scale(), self._mask(available), out
         )
-        out = np.empty((1, self.n_arms))
-        argmax_kernels.normal_argmax(means, sds, self._mask(available), out)
-        return out[0]
+        return out
+
+    def choose_with_uniform(
+        self, uniform: float, context: object = None, available: object = None
+    ) -> tuple[int, float]:
+        """The decision for a given uniform in [0, 1): the scores' moments, P(best) and the
+        draw in one kernel call (the arm and propensity of drawing from
+        :meth:`LinTS.probabilities`)."""
+        self._require_sized()
+        row = self._check_context(context)
+        mask = self._mask(self._check_available(available))
+        out = np.empty(self.n_arms)
+        arrays = self.arrays
+        arm = kernels.gaussian_scores_choose(
+            arrays["A_inv"], arrays["theta"], row, self._scale(), mask, uniform, out
+        )
+        return arm, float(out[arm])
 
     def _probabilities_batch(self, contexts: np.ndarray, available) -> np.ndarray:
         means, spread = self._moments_batch(contexts)
