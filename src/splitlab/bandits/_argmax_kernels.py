@@ -366,30 +366,41 @@ def student_t_fill(cdf_row, pdf_row, nodes, loc, scale, df):
 # ------------------------------------------------------------------------- normal
 
 
-def _normal_table(step: float, reach: float, order: int):
-    """Taylor coefficients of Φ and φ about every node z_i of a grid of ``step`` on
-    [−reach, reach]: Φ(z_i + δ) = Φ(z_i) + φ(z_i) Σ_{n≥1} (−1)^{n−1} He_{n−1}(z_i) δⁿ / n!
-    and φ(z_i + δ) = φ(z_i) Σ_{n≥0} (−1)ⁿ He_n(z_i) δⁿ / n!, He the probabilists' Hermite
-    polynomials (the derivatives of φ, DLMF 18.5.9)."""
+def _normal_table(step: float, reach: float, order: int) -> np.ndarray:
+    """Taylor coefficients of Φ about every node z_i of a grid of ``step`` on [−reach,
+    reach], one row per order: Φ(z_i + δ) = Φ(z_i) + φ(z_i) Σ_{n≥1} (−1)^{n−1} He_{n−1}(z_i)
+    δⁿ / n!, He the probabilists' Hermite polynomials (the derivatives of φ, DLMF 18.5.9).
+    The derivative of the same polynomial gives φ(z_i + δ)."""
     centres = np.arange(-reach, reach + 0.5 * step, step)
     density = np.exp(-0.5 * centres**2) / math.sqrt(2.0 * math.pi)
     hermite = [np.ones_like(centres), centres.copy()]
     for n in range(1, order):
         hermite.append(centres * hermite[n] - n * hermite[n - 1])
-    cdf = np.empty((centres.size, order + 1))
-    pdf = np.empty((centres.size, order))
-    cdf[:, 0] = 0.5 * np.array([math.erfc(-z / math.sqrt(2.0)) for z in centres])
+    table = np.empty((order + 1, centres.size))
+    table[0] = 0.5 * np.array([math.erfc(-z / math.sqrt(2.0)) for z in centres])
     for n in range(order):
-        pdf[:, n] = density * (-1.0) ** n * hermite[n] / math.factorial(n)
-        cdf[:, n + 1] = density * (-1.0) ** n * hermite[n] / math.factorial(n + 1)
-    return cdf, pdf
+        table[n + 1] = density * (-1.0) ** n * hermite[n] / math.factorial(n + 1)
+    return table
 
 
-# Φ and φ by 8- and 7-term Taylor expansions about the nearest 1/32 (|δ| ≤ 1/64: truncation
-# below 1e-16), ~3× faster than erfc and exp; beyond ±9 the CDF is 0 or 1 to 1e-18.
+# Φ by its 8-term Taylor polynomial about the nearest 1/32 and φ by that polynomial's
+# derivative (|δ| ≤ 1/64: errors below 1e-15), ~3× faster than erfc and exp; beyond ±9 the
+# CDF is 0 or 1 to 1e-18.
 _TABLE_STEP = 1.0 / 32.0
 _TABLE_REACH = 9.0
-_TABLE_CDF, _TABLE_PDF = _normal_table(_TABLE_STEP, _TABLE_REACH, 7)
+_TABLE = _normal_table(_TABLE_STEP, _TABLE_REACH, 7)  # (orders, centres): gathered by index
+
+
+@njit(cache=True, inline="always")
+def _table_entry(z):
+    """(Φ(z), φ(z)) for |z| ≤ 9 from the table row nearest z."""
+    c = _TABLE
+    i = min(int((z + _TABLE_REACH) * (1.0 / _TABLE_STEP) + 0.5), c.shape[1] - 1)
+    d = z - (i * _TABLE_STEP - _TABLE_REACH)
+    c1, c2, c3, c4, c5, c6, c7 = c[1, i], c[2, i], c[3, i], c[4, i], c[5, i], c[6, i], c[7, i]
+    cdf = c[0, i] + d * (c1 + d * (c2 + d * (c3 + d * (c4 + d * (c5 + d * (c6 + d * c7))))))
+    pdf = c1 + d * (2 * c2 + d * (3 * c3 + d * (4 * c4 + d * (5 * c5 + d * (6 * c6 + d * 7 * c7)))))
+    return cdf, pdf
 
 
 @njit(cache=True, inline="always")
@@ -397,21 +408,7 @@ def normal_cdf_pdf(z):
     """(Φ(z), φ(z)) from the Taylor table; beyond ±9, (0 or 1, 0), off by < 1e-18."""
     if not abs(z) < _TABLE_REACH:
         return (1.0 if z > 0.0 else 0.0), 0.0
-    i = int((z + _TABLE_REACH) * (1.0 / _TABLE_STEP) + 0.5)
-    d = z - (i * _TABLE_STEP - _TABLE_REACH)
-    c, p = _TABLE_CDF, _TABLE_PDF
-    cdf = c[i, 6] + d * c[i, 7]
-    pdf = p[i, 5] + d * p[i, 6]
-    for n in (5, 4, 3, 2, 1, 0):
-        cdf = c[i, n] + d * cdf
-    for n in (4, 3, 2, 1, 0):
-        pdf = p[i, n] + d * pdf
-    return cdf, pdf
-
-
-# coefficient-major copies: one contiguous array per Taylor order, gathered by table index
-_COLUMNS_CDF = np.ascontiguousarray(_TABLE_CDF.T)
-_COLUMNS_PDF = np.ascontiguousarray(_TABLE_PDF.T)
+    return _table_entry(z)
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -419,40 +416,42 @@ def normal_fill(cdf_row, pdf_row, nodes, mean, sd):
     """Φ and φ of N(mean, sd²) at the nodes by the Taylor table (0 or 1, and 0, beyond
     ±9 sd), written branch-free so that the loop vectorizes."""
     inverse = 1.0 / sd
-    c, p = _COLUMNS_CDF, _COLUMNS_PDF
-    top = c.shape[1] - 1
     for n in range(nodes.size):
         z = (nodes[n] - mean) * inverse
-        clipped = min(max(z, -_TABLE_REACH), _TABLE_REACH)
-        i = min(int((clipped + _TABLE_REACH) * (1.0 / _TABLE_STEP) + 0.5), top)
-        d = clipped - (i * _TABLE_STEP - _TABLE_REACH)
-        cdf = c[6, i] + d * c[7, i]
-        pdf = p[5, i] + d * p[6, i]
-        for order in (5, 4, 3, 2, 1, 0):
-            cdf = c[order, i] + d * cdf
-        for order in (4, 3, 2, 1, 0):
-            pdf = p[order, i] + d * pdf
+        cdf, pdf = _table_entry(min(max(z, -_TABLE_REACH), _TABLE_REACH))
         inside = abs(z) < _TABLE_REACH
         cdf_row[n] = cdf if inside else (1.0 if z > 0.0 else 0.0)
         pdf_row[n] = pdf * inverse if inside else 0.0
 
 
 @njit(cache=True)
-def _normal_bounds(x, means, scale, available):
-    """(Π_j F_j(x), max_k t_k Σ_{j≠k} t_j) for normal arms, t_j = 1 − F_j(x): the
-    truncation bounds of argmax_mass if the domain ended at x."""
-    product, tails, largest = 1.0, 0.0, 0.0
+def _product_at_most(x, means, scale, available, target):
+    """Whether Π_j F_j(x) ≤ target for normal arms (the lower truncation bound of
+    argmax_mass if the domain started at x); stops as soon as the product is below it."""
+    product = 1.0
     for k in range(means.size):
         if available[k]:
             z = (x - means[k]) / scale[k]
-            if z >= _TABLE_REACH:
-                continue  # F = 1
-            below, _ = normal_cdf_pdf(z)
-            product *= below
-            tail = 1.0 - below
-            tails += tail
-            largest = max(largest, tail)
-    return product, largest * (tails - largest)
+            if z < _TABLE_REACH:
+                product *= normal_cdf_pdf(z)[0]
+                if product <= target:
+                    return True
+    return product <= target
+
+
+@njit(cache=True)
+def _tail_bound(x, means, scale, available):
+    """max_k t_k Σ_{j≠k} t_j, t_j = 1 − F_j(x): the upper truncation bound of argmax_mass
+    if the domain ended at x."""
+    tails, largest = 0.0, 0.0
+    for k in range(means.size):
+        if available[k]:
+            z = (x - means[k]) / scale[k]
+            if z < _TABLE_REACH:
+                tail = 1.0 - normal_cdf_pdf(z)[0]
+                tails += tail
+                largest = max(largest, tail)
+    return largest * (tails - largest)
 
 
 @njit(cache=True)
@@ -464,7 +463,7 @@ def _tighten_normal_domain(lower, upper, means, scale, available):
     low, high = lower, upper
     for _ in range(4):
         middle = 0.5 * (low + high)
-        if _normal_bounds(middle, means, scale, available)[0] <= target:
+        if _product_at_most(middle, means, scale, available, target):
             low = middle
         else:
             high = middle
@@ -472,7 +471,7 @@ def _tighten_normal_domain(lower, upper, means, scale, available):
     low, high = new_lower, upper
     for _ in range(4):
         middle = 0.5 * (low + high)
-        if _normal_bounds(middle, means, scale, available)[1] <= target:
+        if _tail_bound(middle, means, scale, available) <= target:
             high = middle
         else:
             low = middle
@@ -533,8 +532,8 @@ def normal_argmax_row(means, sds, available, out):
     nodes, weights = grid(
         lower, upper, lo, hi, means, scale, growth, live, PANEL_WIDTH, GL_NODES, GL_WEIGHTS
     )
-    cdf = np.ones((count, nodes.size))
-    pdf = np.zeros((count, nodes.size))
+    cdf = np.empty((count, nodes.size))  # normal_fill writes every entry
+    pdf = np.empty((count, nodes.size))
     index = np.empty(count, dtype=np.int64)
     i = 0
     for k in range(n_arms):
