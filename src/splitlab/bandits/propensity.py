@@ -48,6 +48,22 @@ def _logit_windows(
         )
 
 
+def _place_grid(lo, hi, center, scale, growth, width):
+    """(nodes, weights, live) of the grid for arms with windows [lo, hi] (see
+    ``_argmax_kernels.grid``), or None if no grid of at most MAX_PANELS panels resolves
+    them. When one arm's window starts above every other window's end, a one-panel grid
+    holds its lower end (that arm takes all but ε of the probability)."""
+    lower, upper, top = kernels.domain(lo, hi, np.ones(lo.size, dtype=bool))
+    if not upper > lower:
+        upper = lower + scale[top]
+    live = hi > lower
+    nodes, weights = kernels.grid(
+        lower, upper, lo, hi, center, scale, growth, live, width, kernels.GL_NODES,
+        kernels.GL_WEIGHTS,
+    )  # fmt: skip
+    return None if nodes.size == 0 else (nodes, weights, live)
+
+
 class BetaArgmax:
     """P(best) of K arms with Beta(alpha_k, beta_k) posteriors, integrated on the logit
     scale, with the grid and every arm's rows cached between calls.
@@ -107,18 +123,10 @@ class BetaArgmax:
         if not (np.all(np.abs(lo) <= _LOGIT_LIMIT) and np.all(np.abs(hi) <= _LOGIT_LIMIT)):
             return False
         scale = np.sqrt(special.polygamma(1, alpha) + special.polygamma(1, beta))
-        everything = np.ones(n_arms, dtype=bool)
-        lower, upper, top = kernels.domain(lo, hi, everything)
-        if not upper > lower:
-            # one arm's window starts above every other window's end: hold a one-node grid
-            lower, upper = lower, lower + scale[top]
-        live = hi > lower
-        nodes, weights = kernels.grid(
-            lower, upper, lo, hi, np.zeros(n_arms), scale, np.zeros(n_arms), live, width,
-            kernels.GL_NODES, kernels.GL_WEIGHTS,
-        )  # fmt: skip
-        if nodes.size == 0:
+        placed = _place_grid(lo, hi, np.zeros(n_arms), scale, np.zeros(n_arms), width)
+        if placed is None:
             return False
+        nodes, weights, live = placed
         self._weights = weights
         self._log_x = -np.logaddexp(0.0, -nodes)
         self._log_complement = -np.logaddexp(0.0, nodes)
@@ -223,17 +231,10 @@ class StudentArgmax:
         reach = special.stdtrit(df, 1.0 - kernels.WINDOW_TAIL)
         lo, hi = loc - reach * scale, loc + reach * scale
         growth = np.where(df < kernels.HEAVY_TAIL_DF, kernels.TAIL_GROWTH, 0.0)
-        everything = np.ones(n_arms, dtype=bool)
-        lower, upper, top = kernels.domain(lo, hi, everything)
-        if not upper > lower:
-            lower, upper = lower, lower + scale[top]
-        live = hi > lower
-        nodes, weights = kernels.grid(
-            lower, upper, lo, hi, loc, scale, growth, live, width, kernels.GL_NODES,
-            kernels.GL_WEIGHTS,
-        )  # fmt: skip
-        if nodes.size == 0:
+        placed = _place_grid(lo, hi, loc, scale, growth, width)
+        if placed is None:
             return False
+        nodes, weights, live = placed
         self._nodes, self._weights = nodes, weights
         self._cdf = np.ones((n_arms, nodes.size))
         self._pdf = np.zeros((n_arms, nodes.size))
