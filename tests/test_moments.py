@@ -165,3 +165,15 @@ def test_shape_mismatch_is_its_own_error():
 def test_merging_proportions_with_samples_is_refused():
     with pytest.raises(InvalidArgumentError, match="other"):
         Moments.from_proportions(3, 10) + Moments.from_samples([1.0, 2.0])
+
+
+def test_sums_of_subnormal_squares_are_not_called_impossible():
+    # x² = 1.3e-315 is subnormal: Σx² and (Σx)²/n round at the absolute scale 5e-324, so
+    # a constant sample can show Σx² < (Σx)²/n by that much (hypothesis found this one)
+    x = np.array([3.56951257e-158, 3.56951257e-158])
+    moments = Moments.from_sums(x.size, x.sum(), (x * x).sum())
+    assert np.isnan(moments.var) or moments.var == 0.0  # the true variance is 0
+    joint = JointMoments.from_sums(2, 0.0, 0.0, x.sum(), (x * x).sum(), 0.0)
+    assert np.isnan(joint.var_x) or joint.var_x == 0.0
+    with pytest.raises(InvalidArgumentError, match="smaller than"):
+        Moments.from_sums(2, 2.0, 1.0)  # a real impossibility still raises

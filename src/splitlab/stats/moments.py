@@ -34,6 +34,7 @@ RELATIVE_PRECISION = 1e-6
 EPSILON_FACTOR = 8.0
 _ROUNDING = EPSILON_FACTOR * np.finfo(float).eps
 _SUBNORMAL = 1e-280
+_SPACING_AT_ZERO = np.finfo(np.float64).smallest_subnormal  # 5e-324
 LOST_PRECISION = (
     "variance lost to rounding: Σy² − (Σy)²/n is within the rounding error of the sums "
     "(pass centred moments, Moments(n, mean, var))"
@@ -73,7 +74,9 @@ def centred_from_sums(n, total, total_sq, *, name: str = "sum_sq", sum_name: str
     mean = total / safe_n
     with np.errstate(over="ignore", invalid="ignore"):
         m2 = total_sq - total * mean
-        rounding = _ROUNDING * total_sq
+        # relative rounding, plus the absolute spacing of subnormal squares (tiny values:
+        # each y² and Σy·ȳ may round by half of 5e-324 whatever their size)
+        rounding = _ROUNDING * total_sq + (safe_n + 2.0) * _SPACING_AT_ZERO
     impossible = m2 < -rounding
     if np.any(impossible):
         raise InvalidArgumentError(
