@@ -137,3 +137,15 @@ from splitlab.sequential import GroupSequentialDesign
 print(json.dumps([before, "numba" in sys.modules]))
 """
     assert json.loads(_fresh("-c", script).stdout) == [False, True]
+
+
+def test_a_summary_statistics_test_imports_no_data_frame_library():
+    # pandas is for to_frame only: a t-test on summary statistics needs numpy and scipy
+    loaded = _fresh(
+        "-c",
+        "import json, sys, splitlab as sl; "
+        "sl.ttest(sl.Moments(10, 1.0, 2.0), sl.Moments(12, 1.5, 2.0)); "
+        "print(json.dumps(sorted(sys.modules)))",
+    ).stdout
+    modules = set(json.loads(loaded))
+    assert "scipy" in modules and not {"pandas", "pyarrow", "polars"} & modules

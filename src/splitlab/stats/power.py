@@ -23,14 +23,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from scipy import special
 
 from splitlab._validation import as_float_array, broadcast, check_alternative, check_choice
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError
 from splitlab.stats.results import scalarize
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SampleSizeResult", "mde", "power", "sample_size"]
 
@@ -58,6 +61,8 @@ class SampleSizeResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per broadcast element, one column per field."""
+        import pandas as pd  # only here: importing the statistics stays light
+
         columns = {field.name: np.ravel(getattr(self, field.name)) for field in fields(self)}
         return pd.DataFrame(columns)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from splitlab.errors import DegenerateDataWarning
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _version() -> str:
@@ -124,6 +126,8 @@ class EffectResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per comparison (flattened in C order), with method and scale columns."""
+        import pandas as pd  # only here: importing the statistics stays light
+
         columns = self._array_fields()
         shape = np.broadcast_shapes(*(value.shape for value in columns.values()))
         frame = pd.DataFrame(

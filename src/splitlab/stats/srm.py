@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from scipy import special
 
 from splitlab._validation import counts_and_weights
 from splitlab.errors import DegenerateDataWarning
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SRMResult", "srm_test"]
 
@@ -36,6 +39,8 @@ class SRMResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per experiment, one column per field."""
+        import pandas as pd  # only here: importing the statistics stays light
+
         return pd.DataFrame(
             {field.name: np.ravel(getattr(self, field.name)) for field in fields(self)}
         )
