@@ -35,8 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from splitlab.bandits import _linear_kernels
+from splitlab.bandits.base import draw_from
 from splitlab.bandits.linear import LinTS
-from splitlab.bandits.mab import GaussianThompson, ThompsonSampling, TopTwoThompson
+from splitlab.bandits.mab import (
+    GaussianThompson,
+    ThompsonSampling,
+    TopTwoThompson,
+    top_two_probabilities,
+)
 from splitlab.bandits.propensity import student_t_prob_best
 from splitlab.bench.markdown import results_dir, write_text
 from splitlab.bench.progress import Progress
@@ -104,8 +110,6 @@ def full_quadrature(policy, context) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         best = _prob_best_chunk("beta", alpha[None], beta[None], True)[0]
     if isinstance(policy, TopTwoThompson):
-        from splitlab.bandits.mab import top_two_probabilities
-
         return top_two_probabilities(best, policy.beta)
     return best
 
@@ -136,8 +140,7 @@ def run_baseline(policy, environment: Environment, steps: int, seed: int) -> flo
     for step in range(steps):
         x = None if contexts is None else contexts[step]
         probabilities = full_quadrature(policy, x)
-        arm = int(np.searchsorted(np.cumsum(probabilities), rng.random() * probabilities.sum()))
-        arm = min(arm, policy.n_arms - 1)
+        arm = draw_from(probabilities, rng.random())
         if x is None:
             policy.update(arm, rewards[step, arm])
         else:
