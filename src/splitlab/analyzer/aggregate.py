@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from splitlab.analyzer.metrics import Metric
-from splitlab.errors import EngineError, SplitlabError
+from splitlab.errors import EngineError, InvalidArgumentError, SplitlabError
 
 PERIOD = "period"
 EXPERIMENT, VARIANT = "experiment", "variant"
@@ -86,10 +86,14 @@ class Query:
     prepared: nw.LazyFrame
     keys: list[str]
     metrics: list[Metric]
-    values: dict[str, tuple[Value, Value | None]]
+    values: dict[str, tuple[Value, tuple[Value, ...]]]
     frequency: str | None = None
     engine_keys: list[str] = field(default_factory=list)
-    unit_null: bool = False
+    # aggregations counting the rows without a unit or cluster id (refused by the Analyzer)
+    null_counts: tuple[nw.Expr, ...] = ()
+    # a proportion's 0/1 check reads these columns' min and max (clustered rows: the
+    # smallest and largest row value of each cluster, not the cluster's sum)
+    bounds: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def frame(self) -> nw.LazyFrame:
@@ -100,18 +104,13 @@ class Query:
 
     def _aggregate(self, shifts: dict[str, nw.Expr]) -> nw.LazyFrame:
         first_pass = not shifts
-        aggregations = [nw.len().alias(COUNT)]
-        if self.unit_null:
-            missing = nw.col("__u").is_null()
-            aggregations.append(
-                nw.when(missing).then(nw.col("__events")).otherwise(0).sum().alias("__null_units")
-            )
+        aggregations = [nw.len().alias(COUNT), *self.null_counts]
         deviations: dict[str, nw.Expr] = {}
         # the 0/1 check of proportion metrics needs each group's smallest and largest value
         bounded = {self.values[m.name][0].alias for m in self.metrics if m.kind == "proportion"}
         for metric in self.metrics:
-            for value in self.values[metric.name]:
-                if value is None or value.alias in deviations:
+            for value in _values(self.values[metric.name]):
+                if value.alias in deviations:
                     continue
                 column = nw.col(value.alias)
                 shift = shifts.get(value.alias)
@@ -125,15 +124,18 @@ class Query:
                     (deviation * deviation).sum().alias(f"{value.alias}_s2"),
                 ]
                 if first_pass and value.alias in bounded:
+                    low, high = self.bounds.get(value.alias, (value.alias, value.alias))
                     aggregations += [
-                        column.min().alias(f"{value.alias}_min"),
-                        column.max().alias(f"{value.alias}_max"),
+                        nw.col(low).min().alias(f"{value.alias}_min"),
+                        nw.col(high).max().alias(f"{value.alias}_max"),
                     ]
+        products: set[str] = set()
         for metric in self.metrics:
-            y, x = self.values[metric.name]
-            if x is not None:
-                product = (deviations[y.alias] * deviations[x.alias]).sum()
-                aggregations.append(product.alias(f"{y.alias}_{x.alias}_sxy"))
+            for a, b, _ in _alias_pairs(self.values[metric.name]):
+                name = _product(a, b)
+                if a != b and name not in products:
+                    products.add(name)
+                    aggregations.append((deviations[a] * deviations[b]).sum().alias(name))
         return self.prepared.group_by(*self.engine_keys).agg(*aggregations)
 
     def _run(self, shifts: dict[str, nw.Expr]) -> pd.DataFrame:
@@ -179,15 +181,14 @@ class Query:
     def _aliases(self) -> list[str]:
         seen: dict[str, None] = {}
         for metric in self.metrics:
-            for value in self.values[metric.name]:
-                if value is not None:
-                    seen[value.alias] = None
+            for value in _values(self.values[metric.name]):
+                seen[value.alias] = None
         return list(seen)
 
     def _value(self, alias: str) -> Value:
         for pair in self.values.values():
-            for value in pair:
-                if value is not None and value.alias == alias:
+            for value in _values(pair):
+                if value.alias == alias:
                     return value
         raise KeyError(alias)
 
@@ -254,27 +255,26 @@ class Query:
     def _statistics_table(self, first, reduced, origins, ill) -> pd.DataFrame:
         out = first[[*self.keys, COUNT]].copy()
         out[COUNT] = out[COUNT].astype(float)
-        if self.unit_null:
-            out["__null_units"] = first["__null_units"].astype(float)
+        for flag in ("__null_units", "__null_clusters"):
+            if flag in first:
+                out[flag] = first[flag].astype(float)
         added: dict[str, np.ndarray] = {}
         for metric in self.metrics:
             prefix = f"{metric.name}."
-            y, x = self.values[metric.name]
-            mean_y, m2_y = _centred(reduced, y.alias)
-            columns = {"origin_y": origins[y.alias], "mean_y": mean_y, "m2_y": m2_y}
-            imprecise = ill[y.alias].copy()
+            y, xs = self.values[metric.name]
+            columns: dict[str, np.ndarray] = {}
+            imprecise = np.zeros(len(first), bool)
+            for variable, value in zip(variables(len(xs)), (y, *xs), strict=True):
+                mean, m2 = _centred(reduced, value.alias)
+                columns[f"origin_{variable}"] = origins[value.alias]
+                columns[f"mean_{variable}"] = mean
+                columns[f"m2_{variable}"] = m2
+                imprecise |= ill[value.alias]
             if metric.kind == "proportion":
                 columns["min_y"] = first[f"{y.alias}_min"].to_numpy(float)
                 columns["max_y"] = first[f"{y.alias}_max"].to_numpy(float)
-            if x is not None:
-                mean_x, m2_x = _centred(reduced, x.alias)
-                columns.update(
-                    origin_x=origins[x.alias],
-                    mean_x=mean_x,
-                    m2_x=m2_x,
-                    c_xy=_co_moment(reduced, y.alias, x.alias),
-                )
-                imprecise |= ill[x.alias]
+            for a, b, name in _alias_pairs((y, xs)):
+                columns[name] = _co_moment(reduced, a, b)
             columns["imprecise"] = imprecise
             added.update((prefix + name, values) for name, values in columns.items())
         # one concat: a column at a time fragments the frame with many metrics
@@ -291,6 +291,45 @@ class Query:
                 )
                 out = merge_groups(out, self.keys, self.metrics)
         return out.sort_values(self.keys, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _values(pair: tuple[Value, tuple[Value, ...]]) -> tuple[Value, ...]:
+    y, xs = pair
+    return (y, *xs)
+
+
+def variables(k: int) -> list[str]:
+    """The variables of a metric with ``k`` columns beside y in the statistics table: y,
+    then x (one second column: a covariate, a ratio's or a cluster's denominator) or x0,
+    x1, ... (several covariates)."""
+    return ["y"] + (["x"] if k == 1 else [f"x{i}" for i in range(k)])
+
+
+def co_moments(k: int) -> list[tuple[str, str, str]]:
+    """(variable, variable, column) of every co-moment the table holds for a metric with
+    ``k`` second columns: ``c_xy`` for one; ``c_y_x0``, ... and ``c_x0_x1``, ... for
+    several."""
+    names = variables(k)
+    if k == 1:
+        return [("y", "x", "c_xy")]
+    return [(a, b, f"c_{a}_{b}") for i, a in enumerate(names) for b in names[i + 1 :]]
+
+
+def second_columns(table: pd.DataFrame, metric: Metric) -> int:
+    """How many columns beside y the statistics table holds for ``metric``."""
+    prefix = f"{metric.name}.origin_x"
+    return sum(1 for column in table.columns if column.startswith(prefix))
+
+
+def _alias_pairs(pair: tuple[Value, tuple[Value, ...]]):
+    values = _values(pair)
+    aliases = dict(zip(variables(len(pair[1])), (v.alias for v in values), strict=True))
+    return [(aliases[a], aliases[b], name) for a, b, name in co_moments(len(pair[1]))]
+
+
+def _product(a: str, b: str) -> str:
+    first, second = sorted((a, b))
+    return f"{first}_{second}_sxy"
 
 
 def _fits_int64(table: pd.DataFrame, alias: str, rows: np.ndarray, level: float) -> bool:
@@ -321,10 +360,12 @@ def _centred(table: pd.DataFrame, alias: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _co_moment(table: pd.DataFrame, y: str, x: str) -> np.ndarray:
+    if y == x:  # a metric adjusted by its own column
+        return _centred(table, y)[1]
     n = table[COUNT].to_numpy(float)
     s1y = table[f"{y}_s1"].to_numpy(float)
     s1x = table[f"{x}_s1"].to_numpy(float)
-    sxy = table[f"{y}_{x}_sxy"].to_numpy(float)
+    sxy = table[_product(y, x)].to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return np.where(n > 0, sxy - s1y * s1x / np.where(n > 0, n, 1.0), 0.0)
 
@@ -373,12 +414,18 @@ def build_query(
     by: Sequence[str] = (),
     date: str | None = None,
     frequency: str | None = None,
+    cluster: str | None = None,
 ) -> Query:
     """The lazy sufficient-statistics query; nothing runs until :meth:`Query.collect`.
 
     User columns are selected under internal aliases, so any column name works (``n``,
     ``segment``, ``__y0``, the experiment column used as a segment, ...); the statistics
     table has canonical key columns ``experiment``, ``variant``, ``by0``… and ``period``.
+
+    With ``cluster``, rows (or, with ``unit``, units) are analysis units grouped in
+    clusters, the randomization units: the engine sums each column per cluster and counts
+    the cluster's rows, and every mean or proportion metric is reduced as the ratio of its
+    cluster sum to the cluster's row count (so ``n`` counts clusters).
     """
     metrics = list(metrics)
     schema = frame.collect_schema()
@@ -393,6 +440,8 @@ def build_query(
     ]
     if unit:
         selection.append(nw.col(unit).alias("__u"))
+    if cluster and cluster != unit:
+        selection.append(nw.col(cluster).alias("__k"))
     if date:
         selection.append(nw.col(date).alias("__d"))
     integer = {}
@@ -400,22 +449,46 @@ def build_query(
         expression, integer[column] = _numeric(column, schema[column])
         selection.append(expression.alias(aliases[column]))
     lazy = frame.select(*selection)
-    unit_null = False
+    proportions = {aliases[m.y] for m in metrics if m.kind == "proportion"}
+    null_counts: list[nw.Expr] = []
+    first_seen = [nw.col("__d").min()] if date else []
     if unit:
         sums = [
             nw.col(aliases[c]).sum().cast(nw.Int64 if integer[c] else nw.Float64) for c in columns
         ]
-        first_seen = [nw.col("__d").min()] if date else []
-        unit_dtype = schema[unit]
-        if unit_dtype in (nw.Float32, nw.Float64):
-            # a NaN id is a missing id, not one unit: counted (and refused) with the nulls
-            lazy = lazy.with_columns(
-                nw.when(nw.col("__u").is_nan()).then(None).otherwise(nw.col("__u")).alias("__u")
-            )
-        lazy = lazy.group_by(*engine_keys, "__u").agg(
+        lazy = _missing_as_null(lazy, "__u", schema[unit])
+        within = ["__k"] if cluster and cluster != unit else []
+        lazy = lazy.group_by(*engine_keys, *within, "__u").agg(
             *sums, *first_seen, nw.len().alias("__events")
         )
-        unit_null = True
+        null_units = nw.when(nw.col("__u").is_null()).then(nw.col("__events")).otherwise(0)
+        null_counts.append(null_units.sum().alias("__null_units"))
+    bounds: dict[str, tuple[str, str]] = {}
+    if cluster:
+        if cluster == unit:
+            raise InvalidArgumentError("cluster", f"column {cluster!r} is the unit column")
+        lazy = _missing_as_null(lazy, "__k", schema[cluster])
+        sums = [
+            nw.col(aliases[c]).sum().cast(nw.Int64 if integer[c] else nw.Float64) for c in columns
+        ]
+        extremes = [
+            part
+            for alias in sorted(proportions)
+            for part in (
+                nw.col(alias).min().alias(f"{alias}_lo"),
+                nw.col(alias).max().alias(f"{alias}_hi"),
+            )
+        ]
+        bounds = {alias: (f"{alias}_lo", f"{alias}_hi") for alias in proportions}
+        # the unit stage's null count is summed per cluster first
+        carried = [null_counts.pop().alias("__null_units")] if unit else []
+        lazy = lazy.group_by(*engine_keys, "__k").agg(
+            *sums, *extremes, *first_seen, *carried, nw.len().alias("__rows")
+        )
+        if unit:
+            null_counts.append(nw.col("__null_units").sum().alias("__null_units"))
+        null_rows = nw.when(nw.col("__k").is_null()).then(nw.col("__rows")).otherwise(0)
+        null_counts.append(null_rows.sum().alias("__null_clusters"))
     if date:
         lazy = lazy.with_columns(nw.col("__d").cast(nw.Date).alias("__p"))
         engine_keys.append("__p")
@@ -423,7 +496,7 @@ def build_query(
 
     winsorized = [(i, m) for i, m in enumerate(metrics) if m.winsorize is not None]
     if winsorized:
-        bounds = lazy.group_by("__e").agg(
+        quantiles = lazy.group_by("__e").agg(
             *(
                 nw.col(aliases[metric.y])
                 .cast(nw.Float64)
@@ -433,9 +506,10 @@ def build_query(
                 for side, q in zip(("low", "high"), metric.winsorize, strict=True)  # type: ignore[arg-type]
             )
         )
-        lazy = lazy.join(bounds, on="__e", how="left")
+        lazy = lazy.join(quantiles, on="__e", how="left")
 
-    values: dict[str, tuple[Value, Value | None]] = {}
+    rows = Value("__rows", integer=True)
+    values: dict[str, tuple[Value, tuple[Value, ...]]] = {}
     derived = []
     for index, metric in enumerate(metrics):
         if metric.winsorize is not None:
@@ -448,11 +522,22 @@ def build_query(
             y = Value(f"__y{index}", integer=False)
         else:
             y = Value(aliases[metric.y], integer[metric.y])
-        x = Value(aliases[metric.x], integer[metric.x]) if metric.x is not None else None
-        values[metric.name] = (y, x)
+        xs = tuple(Value(aliases[column], integer[column]) for column in metric.xs)
+        if cluster and metric.kind in ("mean", "proportion"):
+            xs = (rows,)
+        values[metric.name] = (y, xs)
     if derived:
         lazy = lazy.with_columns(*derived)
-    return Query(lazy, keys, metrics, values, frequency, engine_keys, unit_null)
+    return Query(lazy, keys, metrics, values, frequency, engine_keys, tuple(null_counts), bounds)
+
+
+def _missing_as_null(lazy: nw.LazyFrame, alias: str, dtype) -> nw.LazyFrame:
+    """A NaN id is a missing id, not one unit: counted (and refused) with the nulls."""
+    if dtype in (nw.Float32, nw.Float64):
+        return lazy.with_columns(
+            nw.when(nw.col(alias).is_nan()).then(None).otherwise(nw.col(alias)).alias(alias)
+        )
+    return lazy
 
 
 def explain(query: Query, engine: str) -> str:
@@ -465,10 +550,6 @@ def explain(query: Query, engine: str) -> str:
     if engine == "spark":
         return native._jdf.queryExecution().simpleString()
     return repr(native)
-
-
-def _variables(metric: Metric) -> list[str]:
-    return ["y", "x"] if metric.x is not None else ["y"]
 
 
 def merge_groups(table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[Metric]):
@@ -485,8 +566,9 @@ def merge_groups(table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[Met
     n = table[COUNT].to_numpy(float)
     total = np.bincount(group, n, size)
     out[COUNT] = total
-    if "__null_units" in table:
-        out["__null_units"] = np.bincount(group, table["__null_units"].to_numpy(float), size)
+    for flag in ("__null_units", "__null_clusters"):
+        if flag in table:
+            out[flag] = np.bincount(group, table[flag].to_numpy(float), size)
     largest = (
         pd.Series(n).groupby(group).idxmax().reindex(range(size)).to_numpy()
         if size
@@ -497,7 +579,8 @@ def merge_groups(table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[Met
     for metric in metrics:
         prefix = f"{metric.name}."
         deviations = {}
-        for variable in _variables(metric):
+        k = second_columns(table, metric)
+        for variable in variables(k):
             origin = table[f"{prefix}origin_{variable}"].to_numpy(float)
             mean = table[f"{prefix}mean_{variable}"].to_numpy(float)
             group_origin = origin[largest]
@@ -511,10 +594,10 @@ def merge_groups(table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[Met
             added[f"{prefix}m2_{variable}"] = np.bincount(group, m2, size) + np.bincount(
                 group, n * deviation * deviation, size
             )
-        if metric.x is not None:
-            c_xy = table[f"{prefix}c_xy"].to_numpy(float)
-            between = n * deviations["y"] * deviations["x"]
-            added[f"{prefix}c_xy"] = np.bincount(group, c_xy, size) + np.bincount(
+        for a, b, name in co_moments(k) if k else []:
+            within = table[prefix + name].to_numpy(float)
+            between = n * deviations[a] * deviations[b]
+            added[prefix + name] = np.bincount(group, within, size) + np.bincount(
                 group, between, size
             )
         if f"{prefix}min_y" in table:
@@ -535,14 +618,16 @@ def cumulate(
     n_all = table[COUNT].to_numpy(float)
     running_n = np.empty(len(table))
     columns: dict[str, np.ndarray] = {}
+    shapes = {metric.name: second_columns(table, metric) for metric in metrics}
     for metric in metrics:
         prefix = f"{metric.name}."
-        for variable in _variables(metric):
+        k = shapes[metric.name]
+        for variable in variables(k):
             for part in ("origin", "mean", "m2"):
                 name = f"{prefix}{part}_{variable}"
                 columns[name] = table[name].to_numpy(float).copy()
-        if metric.x is not None:
-            columns[f"{prefix}c_xy"] = table[f"{prefix}c_xy"].to_numpy(float).copy()
+        for _, _, name in co_moments(k) if k else []:
+            columns[prefix + name] = table[prefix + name].to_numpy(float).copy()
         if f"{prefix}min_y" in table:
             for part in ("min_y", "max_y"):
                 columns[prefix + part] = table[prefix + part].to_numpy(float).copy()
@@ -561,7 +646,8 @@ def cumulate(
             for metric in metrics:
                 prefix = f"{metric.name}."
                 deltas = {}
-                for variable in _variables(metric):
+                k = shapes[metric.name]
+                for variable in variables(k):
                     origin = columns[f"{prefix}origin_{variable}"]
                     mean = columns[f"{prefix}mean_{variable}"]
                     m2 = columns[f"{prefix}m2_{variable}"]
@@ -574,9 +660,9 @@ def cumulate(
                     origin[row] = origin[before]
                     mean[row] = mean[before] + delta * n / pooled
                     m2[row] = m2[before] + m2[row] + delta * delta * weight
-                if metric.x is not None and total > 0:
-                    c_xy = columns[f"{prefix}c_xy"]
-                    c_xy[row] = c_xy[before] + c_xy[row] + deltas["y"] * deltas["x"] * weight
+                for a, b, name in co_moments(k) if k and total > 0 else []:
+                    moment = columns[prefix + name]
+                    moment[row] = moment[before] + moment[row] + deltas[a] * deltas[b] * weight
                 if f"{prefix}min_y" in columns:
                     low, high = columns[f"{prefix}min_y"], columns[f"{prefix}max_y"]
                     if total > 0:

@@ -29,9 +29,12 @@ from splitlab.analyzer.aggregate import (
     Query,
     build_query,
     by_column,
+    co_moments,
     cumulate,
     explain,
     merge_groups,
+    second_columns,
+    variables,
 )
 from splitlab.analyzer.metrics import Metric, as_metrics
 from splitlab.analyzer.readout import ALL_UNITS, SRM_ALPHA, Readout
@@ -102,6 +105,13 @@ class Analyzer:
     for the SRM check: None (equal), a mapping variant -> weight, or a mapping
     experiment -> {variant: weight}.
 
+    ``cluster`` names the randomization unit when it is not the analysis unit: rows are
+    sessions or page views (or, with ``unit``, units such as sessions built from events)
+    of users who were randomized, or members of randomized clusters. Every mean or
+    proportion metric is then the ratio of its per-cluster sum to the per-cluster count,
+    with the delta-method variance over clusters, which stays valid when rows of one
+    cluster are correlated; ``n_control``/``n_variant`` and the SRM check count clusters.
+
     >>> import pandas as pd
     >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 50,
     ...                      "revenue": [1.0, 2.0, 0.0, 2.5] * 25})
@@ -120,6 +130,7 @@ class Analyzer:
         *,
         date: str | None = None,
         weights: Mapping | None = None,
+        cluster: str | None = None,
     ):
         self.source: Source = open_source(source)
         self.experiment = experiment
@@ -128,12 +139,14 @@ class Analyzer:
         self.unit = unit
         self.date = date
         self.weights = weights
+        self.cluster = cluster
         self._schema = self.source.columns
         for argument, column in (
             ("experiment", experiment),
             ("variant", variant),
             ("unit", unit),
             ("date", date),
+            ("cluster", cluster),
         ):
             if column is not None:
                 self._require_column(argument, column)
@@ -144,6 +157,11 @@ class Analyzer:
         if unit is not None and unit in (experiment, variant):
             raise InvalidArgumentError(
                 "unit", f"column {unit!r} is the experiment or variant column; it must differ"
+            )
+        if cluster is not None and cluster in (experiment, variant, unit):
+            raise InvalidArgumentError(
+                "cluster",
+                f"column {cluster!r} is the experiment, variant or unit column; it must differ",
             )
         if date is not None and not (
             self._schema[date] == nw.Date or self._schema[date] == nw.Datetime
@@ -186,6 +204,13 @@ class Analyzer:
         for metric in resolved:
             for column in metric.columns:
                 self._require_column("metrics", column, numeric=True)
+            if self.cluster is not None and metric.covariates:
+                raise InvalidArgumentError(
+                    "cuped" if cuped not in (None, True) else "metrics",
+                    f"metric {metric.name!r}: a covariate with cluster= makes a "
+                    "regression-adjusted ratio, which is not available yet; drop the "
+                    "covariate or analyse per cluster",
+                )
         return resolved
 
     def _control_label(self, experiment: object) -> object:
@@ -214,6 +239,13 @@ class Analyzer:
                 raise InvalidArgumentError(
                     argument, f"column {name!r} has {count} null value(s){place}"
                 )
+        if "__null_clusters" in table and table["__null_clusters"].sum() > 0:
+            count = int(table["__null_clusters"].sum())
+            raise InvalidArgumentError(
+                "cluster",
+                f"column {self.cluster!r} has {count} row(s) without a cluster id (null or "
+                "NaN): they cannot be assigned to a randomization unit; drop or fill them",
+            )
         if "__null_units" in table and table["__null_units"].sum() > 0:
             count = int(table["__null_units"].sum())
             raise InvalidArgumentError(
@@ -251,6 +283,7 @@ class Analyzer:
             by=by,
             date=self.date if frequency else None,
             frequency=frequency,
+            cluster=self.cluster,
         )
 
     def _statistics(self, metrics: list[Metric], segments: Sequence[str]) -> pd.DataFrame:
@@ -379,7 +412,7 @@ class Analyzer:
                     "var": _variance(n, statistics[f"{prefix}m2_y"].to_numpy(float), ddof),
                 }
             )
-            if metric.x is not None:
+            if second_columns(statistics, metric) == 1:
                 frame["mean_x"] = statistics[f"{prefix}origin_x"] + statistics[f"{prefix}mean_x"]
                 frame["var_x"] = _variance(n, statistics[f"{prefix}m2_x"].to_numpy(float), ddof)
                 frame["cov"] = _variance(n, statistics[f"{prefix}c_xy"].to_numpy(float), ddof)
@@ -767,6 +800,7 @@ class Analyzer:
                 else self.control,
                 "unit": self.unit,
                 "date": self.date,
+                "cluster": self.cluster,
             },
             "source": {"engine": self.source.engine, **self.source.description},
             "input_fingerprint": _fingerprint(statistics),
@@ -789,12 +823,17 @@ def _same_label(label: object, wanted: object) -> bool:
         return False
 
 
-def _side(pairs: pd.DataFrame, metric: Metric, side: str) -> dict[str, np.ndarray]:
-    """One side's statistics of every pair: n and the metric's centred moments."""
+def _second_columns(pairs: pd.DataFrame, metric: Metric) -> int:
+    prefix = f"{metric.name}.origin_x"
+    return sum(1 for c in pairs.columns if c.startswith(prefix) and c.endswith("_c"))
+
+
+def _side(pairs: pd.DataFrame, metric: Metric, side: str, k: int) -> dict[str, np.ndarray]:
+    """One side's statistics of every pair: n and the metric's centred moments (y and its
+    ``k`` second columns, see :func:`~splitlab.analyzer.aggregate.variables`)."""
     prefix = f"{metric.name}."
-    names = ["origin_y", "mean_y", "m2_y"]
-    if metric.x is not None:
-        names += ["origin_x", "mean_x", "m2_x", "c_xy"]
+    names = [f"{part}_{v}" for v in variables(k) for part in ("origin", "mean", "m2")]
+    names += [name for _, _, name in (co_moments(k) if k else [])]
     if metric.kind == "proportion":
         names += ["min_y", "max_y"]
     values = {name: pairs[f"{prefix}{name}_{side}"].to_numpy(dtype=float) for name in names}
@@ -822,6 +861,21 @@ def _joint(side: dict[str, np.ndarray], mean_y, mean_x, ddof: int) -> JointMomen
     )  # fmt: skip
 
 
+def _cross(side: dict[str, np.ndarray], means: list[np.ndarray], k: int, ddof: int):
+    """The y and covariate moments of one side as :class:`CrossMoments` (several
+    covariates), means as given (offsets from the control's origins)."""
+    from splitlab.stats.regression import CrossMoments
+
+    names = variables(k)
+    m2 = np.empty((len(side["n"]), k + 1, k + 1))
+    for i, name in enumerate(names):
+        m2[:, i, i] = side[f"m2_{name}"]
+    for a, b, column in co_moments(k):
+        i, j = names.index(a), names.index(b)
+        m2[:, i, j] = m2[:, j, i] = side[column]
+    return CrossMoments.from_centred(side["n"], np.stack(means, axis=-1), m2, ddof=ddof)
+
+
 def _metric_test(
     pairs: pd.DataFrame,
     metric: Metric,
@@ -836,10 +890,17 @@ def _metric_test(
     treatment's are moved to the control's origin, so a difference of means is a
     difference of small offsets, exact however large the values.
     """
-    control, treatment = _side(pairs, metric, "c"), _side(pairs, metric, "t")
+    k = _second_columns(pairs, metric)
+    # with cluster=, a mean or proportion is the ratio of cluster sums to cluster sizes
+    clustered = k == 1 and metric.kind in ("mean", "proportion") and not metric.covariates
+    control, treatment = _side(pairs, metric, "c", k), _side(pairs, metric, "t", k)
     extra: dict[str, np.ndarray] = {}
     errors = RowErrors((len(pairs),))
-    columns_named = repr(metric.y) if metric.x is None else f"{metric.y!r}/{metric.x!r}"
+    columns_named = (
+        repr(metric.y)
+        if clustered or not metric.xs
+        else f"{metric.y!r}/" + "/".join(map(repr, metric.xs))
+    )
     for side, sums in (("control", control), ("variant", treatment)):
         errors.flag(
             sums["overflow"],
@@ -850,16 +911,14 @@ def _metric_test(
             f"column(s) {columns_named} in {side}: values too far from their mean for the "
             "engine's floating-point sums",
         )
-    ddof = 0 if metric.kind == "proportion" else 1
+    ddof = 0 if metric.kind == "proportion" and not clustered else 1
     if metric.kind == "proportion":
         for side, sums in (("control", control), ("variant", treatment)):
-            p = sums["origin_y"] + sums["mean_y"]
-            bernoulli_m2 = sums["n"] * p * (1.0 - p)
-            not_binary = (
-                (sums["min_y"] < 0)
-                | (sums["max_y"] > 1)
-                | ~np.isclose(sums["m2_y"], bernoulli_m2, rtol=1e-9, atol=1e-9)
-            )
+            not_binary = (sums["min_y"] < 0) | (sums["max_y"] > 1)
+            if not clustered:  # cluster sums are counts: only their rows are 0/1
+                p = sums["origin_y"] + sums["mean_y"]
+                bernoulli_m2 = sums["n"] * p * (1.0 - p)
+                not_binary |= ~np.isclose(sums["m2_y"], bernoulli_m2, rtol=1e-9, atol=1e-9)
             errors.flag(
                 not_binary & (sums["n"] > 0),
                 f"column {metric.y!r} has values other than 0 and 1 in {side}",
@@ -868,7 +927,7 @@ def _metric_test(
     mean_c = control["mean_y"]
     mean_t = (treatment["origin_y"] - origin) + treatment["mean_y"]
     level_c, level_t = origin + mean_c, origin + mean_t
-    if metric.kind == "ratio":
+    if metric.kind == "ratio" or clustered:
         arms = [
             _joint(side, side["origin_y"] + side["mean_y"], side["origin_x"] + side["mean_x"], 1)
             for side in (control, treatment)
@@ -884,6 +943,21 @@ def _metric_test(
         result = cuped_test(*arms, alpha=alpha, relative=relative, origin=origin)
         means = [level_c, level_t]
         extra = {"variance_reduction": result.variance_reduction, "theta": result.theta}
+    elif k >= 2:
+        from splitlab.stats.regression import regression_test
+
+        offsets_t = [mean_t]
+        offsets_c = [mean_c]
+        for name in variables(k)[1:]:
+            offsets_c.append(control[f"mean_{name}"])
+            offsets_t.append(
+                (treatment[f"origin_{name}"] - control[f"origin_{name}"])
+                + treatment[f"mean_{name}"]
+            )
+        arms = [_cross(control, offsets_c, k, ddof), _cross(treatment, offsets_t, k, ddof)]
+        result = regression_test(*arms, alpha=alpha, relative=relative, origin=origin)
+        means = [level_c, level_t]
+        extra = {"variance_reduction": result.variance_reduction}
     else:
         if metric.kind == "proportion":
             arms = [

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from splitlab._validation import check_choice
 from splitlab.errors import InvalidArgumentError
 
-METRIC_KINDS = ("mean", "proportion", "ratio")
+METRIC_KINDS = ("mean", "proportion", "ratio", "quantile")
 
 
 @dataclass(frozen=True)
@@ -21,15 +22,25 @@ class Metric:
     - ``kind="ratio"``: Σ ``numerator`` / Σ ``denominator`` per group (clicks per session),
       analysed by the delta method with the unit as the randomization unit.
 
-    ``covariate`` names a pre-period column for CUPED. ``winsorize=(lower_q, upper_q)``
-    clips unit values at those quantiles, computed per experiment in the engine.
-    ``higher_is_better`` orients the decision; a ``guardrail`` metric is reported but kept
-    out of the multiple-testing family.
+    - ``kind="quantile"``: the ``quantile``-th quantile of ``column`` (0.5 the median, 0.9
+      the p90) compared between arms with the order-statistics interval of GrowthBook's
+      quantile metrics; missing values are left out (a missing latency is no latency).
+
+    ``covariate`` names a pre-period column for CUPED, or several columns (a list or tuple:
+    pre-period metrics, a model's prediction as in CUPAC) for a regression adjustment on
+    all of them, θ pooled over the arms (:func:`~splitlab.stats.regression.regression_test`).
+    ``winsorize=(lower_q, upper_q)`` clips unit values at those quantiles, computed per
+    experiment in the engine. ``higher_is_better`` orients the decision; a ``guardrail``
+    metric is reported but kept out of the multiple-testing family.
 
     >>> Metric("revenue", covariate="pre_revenue").columns
     ('revenue', 'pre_revenue')
+    >>> Metric("revenue", covariate=["pre_revenue", "predicted"]).covariates
+    ('pre_revenue', 'predicted')
     >>> Metric("ctr", kind="ratio", numerator="clicks", denominator="sessions").columns
     ('clicks', 'sessions')
+    >>> Metric("latency_p90", column="latency", kind="quantile", quantile=0.9).y
+    'latency'
     """
 
     name: str
@@ -37,15 +48,18 @@ class Metric:
     kind: str = "mean"
     numerator: str | None = None
     denominator: str | None = None
-    covariate: str | None = None
+    covariate: str | tuple[str, ...] | None = None
     winsorize: tuple[float, float] | None = None
     higher_is_better: bool = True
     guardrail: bool = False
+    quantile: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidArgumentError("name", f"must be a non-empty string, got {self.name!r}")
         check_choice("kind", self.kind, METRIC_KINDS)
+        object.__setattr__(self, "covariate", _covariate_columns(self.name, self.covariate))
+        self._check_quantile()
         if self.kind == "ratio":
             if not (self.numerator and self.denominator):
                 raise InvalidArgumentError(
@@ -74,6 +88,29 @@ class Metric:
                 )
             object.__setattr__(self, "winsorize", (lower, upper))
 
+    def _check_quantile(self) -> None:
+        if self.kind != "quantile":
+            if self.quantile is not None:
+                raise InvalidArgumentError(
+                    "quantile", f"metric {self.name!r}: quantile= needs kind='quantile'"
+                )
+            return
+        level = self.quantile
+        if isinstance(level, bool) or not isinstance(level, (int, float)):
+            raise InvalidArgumentError(
+                "quantile", f"metric {self.name!r}: kind='quantile' needs quantile= in (0, 1)"
+            )
+        if not 0.0 < float(level) < 1.0:
+            raise InvalidArgumentError(
+                "quantile", f"metric {self.name!r}: must lie strictly in (0, 1), got {level!r}"
+            )
+        if self.covariate is not None or self.winsorize is not None:
+            raise InvalidArgumentError(
+                "covariate" if self.covariate is not None else "winsorize",
+                f"metric {self.name!r}: a quantile metric takes no covariate or winsorizing",
+            )
+        object.__setattr__(self, "quantile", float(level))
+
     @property
     def y(self) -> str:
         """The column whose per-unit mean (or ratio numerator) is compared."""
@@ -82,18 +119,54 @@ class Metric:
         return self.column or self.name
 
     @property
+    def covariates(self) -> tuple[str, ...]:
+        """The regression-adjustment columns, in the order given (empty without any)."""
+        if self.covariate is None:
+            return ()
+        return (self.covariate,) if isinstance(self.covariate, str) else self.covariate
+
+    @property
     def x(self) -> str | None:
-        """The second column: the ratio's denominator or the CUPED covariate."""
-        return self.denominator if self.kind == "ratio" else self.covariate
+        """The second column: the ratio's denominator or the one CUPED covariate (None with
+        several covariates: see :attr:`xs`)."""
+        if self.kind == "ratio":
+            return self.denominator
+        return self.covariate if isinstance(self.covariate, str) else None
+
+    @property
+    def xs(self) -> tuple[str, ...]:
+        """Every column reduced beside y: the ratio's denominator, or the covariates."""
+        return (self.denominator,) if self.kind == "ratio" else self.covariates  # type: ignore[return-value]
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (self.y,) if self.x is None else (self.y, self.x)
+        return (self.y, *self.xs)
 
-    def with_covariate(self, covariate: str | None) -> Metric:
+    def with_covariate(self, covariate: str | Sequence[str] | None) -> Metric:
         from dataclasses import replace
 
         return replace(self, covariate=covariate)
+
+
+def _covariate_columns(name: str, covariate: object) -> str | tuple[str, ...] | None:
+    """One covariate as its column name, several as a tuple of distinct names."""
+    if covariate is None or isinstance(covariate, str):
+        if covariate == "":
+            raise InvalidArgumentError("covariate", f"metric {name!r}: empty column name")
+        return covariate
+    try:
+        columns = tuple(covariate)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise InvalidArgumentError(
+            "covariate", f"metric {name!r}: a column name or a list of them, got {covariate!r}"
+        ) from exc
+    if not columns or not all(isinstance(c, str) and c for c in columns):
+        raise InvalidArgumentError(
+            "covariate", f"metric {name!r}: a column name or a list of them, got {covariate!r}"
+        )
+    if len(set(columns)) < len(columns):
+        raise InvalidArgumentError("covariate", f"metric {name!r}: repeated columns {columns}")
+    return columns[0] if len(columns) == 1 else columns
 
 
 def as_metrics(metrics: object) -> list[Metric]:
