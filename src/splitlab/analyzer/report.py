@@ -674,9 +674,11 @@ def _provenance_section(results: pd.DataFrame) -> str:
                 f"<td>{_e(value)}</td>"
                 for value in (
                     metric.name,
-                    metric.kind,
+                    metric.kind
+                    if metric.quantile is None
+                    else f"quantile {metric.quantile:g}",
                     " / ".join(metric.columns),
-                    metric.covariate or "—",
+                    ", ".join(metric.covariates) or "—",
                     metric.winsorize or "—",
                     "higher" if metric.higher_is_better else "lower",
                     "yes" if metric.guardrail else "no",
