@@ -286,21 +286,31 @@ class Analyzer:
             cluster=self.cluster,
         )
 
-    def _statistics(self, metrics: list[Metric], segments: Sequence[str]) -> pd.DataFrame:
-        """Sufficient statistics with a ``segment`` column: "all", then "column=value"."""
+    def _statistics(
+        self, metrics: list[Metric], segments: Sequence[str], strata: str | None = None
+    ) -> pd.DataFrame:
+        """Sufficient statistics with a ``segment`` column: "all", then "column=value";
+        with ``strata``, one row per stratum too (its value in a ``stratum`` column)."""
+        within = [strata] if strata is not None else []
+        stratum_key = by_column(1) if strata is not None else None
         if not segments:
-            table = self._query(metrics).collect()
+            table = self._query(metrics, by=within).collect()
             self._check_groups(table)
             table.insert(1, "segment", ALL_UNITS)
+            if stratum_key is not None:
+                table = table.rename(columns={by_column(0): "stratum"})
             return table
         parts = []
         key = by_column(0)
         for position, column in enumerate(segments):
-            table = self._query(metrics, by=[column]).collect()
+            table = self._query(metrics, by=[column, *within]).collect()
+            if stratum_key is not None:
+                table = table.rename(columns={stratum_key: "stratum"})
             if position == 0:
                 self._check_groups(table)
                 # the overall statistics pool one segmentation's groups exactly
-                overall = merge_groups(table.drop(columns=[key]), [EXPERIMENT, VARIANT], metrics)
+                groups = [EXPERIMENT, VARIANT, *(["stratum"] if strata is not None else [])]
+                overall = merge_groups(table.drop(columns=[key]), groups, metrics)
                 overall.insert(1, "segment", ALL_UNITS)
                 parts.append(overall)
             labels = table.pop(key)
@@ -395,6 +405,13 @@ class Analyzer:
         for column in segment_columns:
             self._require_column("segments", column)
         resolved = self._resolve_metrics(metrics, None)
+        quantiles = [m.name for m in resolved if m.kind == "quantile"]
+        if quantiles:
+            raise InvalidArgumentError(
+                "metrics",
+                f"summary() describes moments; quantile metric(s) {quantiles} are "
+                "summarised by analyze()",
+            )
         statistics = self._statistics(resolved, segment_columns)
         n = statistics[COUNT].to_numpy(float)
         frames = []
@@ -439,6 +456,7 @@ class Analyzer:
         segments: Sequence[str] | str | None = None,
         alpha: float = 0.05,
         method_options: Mapping[str, Any] | None = None,
+        strata: str | None = None,
     ) -> pd.DataFrame:
         """One row per (experiment, segment, metric, variant ≠ control).
 
@@ -452,6 +470,19 @@ class Analyzer:
         (experiment, segment, metric) family (``correction_scope="metric"``) or across
         all non-guardrail metrics of an (experiment, segment) (``"experiment"``).
         ``segments`` adds rows per value of each segment column after the overall rows.
+        ``strata`` names a pre-experiment column (country, platform, a pre-period bucket)
+        whose values post-stratify every mean, proportion, CUPED and ratio metric
+        (GrowthBook's estimator, :func:`~splitlab.stats.stratification.poststratified_test`):
+        the effect is the strata's effects weighted by their shares of units, with the
+        variance of estimated shares; a stratum where an arm has fewer than 2 units is
+        merged into the largest, as the ``note`` column says. Quantile metrics and metrics
+        with several covariates are not post-stratified (their rows say so in ``error``).
+
+        Quantile metrics (``Metric(kind="quantile", quantile=0.9)``) compare the quantile
+        of unit values (event values clustered by unit with ``cluster=``) by GrowthBook's
+        order-statistics interval, computed in the engine
+        (:mod:`splitlab.analyzer.quantiles`); their ``n_control``/``n_variant`` count the
+        values, missing values left out.
 
         Sequential methods stay valid however often the analysis is repeated:
         ``"cs"`` — asymptotic confidence sequence (``method_options={"n_star": 5000}``);
@@ -482,11 +513,28 @@ class Analyzer:
         for column in segment_columns:
             self._require_column("segments", column)
         resolved = self._resolve_metrics(metrics, cuped)
+        if strata is not None:
+            self._require_column("strata", strata)
+            if strata in segment_columns or strata in (self.experiment, self.variant):
+                raise InvalidArgumentError(
+                    "strata", f"column {strata!r} is a segment, experiment or variant column"
+                )
+            if method in ("gst", "aipw"):
+                raise InvalidArgumentError("strata", f"are not available with method={method!r}")
         if method in ("gst", "aipw") and segment_columns:
             raise InvalidArgumentError("segments", f"are not available with method={method!r}")
         if method == "aipw":
             return self._aipw(resolved, relative, correction, correction_scope, alpha, options)
-        statistics = self._statistics(resolved, segment_columns)
+        moment_metrics = [m for m in resolved if m.kind != "quantile"]
+        if strata is None:
+            statistics = self._statistics(moment_metrics, segment_columns)
+        else:
+            stratified = self._statistics(moment_metrics, segment_columns, strata=strata)
+            statistics = merge_groups(
+                stratified.drop(columns=["stratum"]),
+                [EXPERIMENT, "segment", VARIANT],
+                moment_metrics,
+            )
         srm = self._srm_table(statistics).set_index("experiment")
 
         frames = []
@@ -494,10 +542,17 @@ class Analyzer:
             if method == "gst":
                 frames.append(self._group_sequential(metric, relative, alpha, options))
                 continue
+            if metric.kind == "quantile":
+                table = self._quantile_statistics(metric, segment_columns)
+                test = _quantile_test if strata is None else _quantile_not_stratified
+            elif strata is not None:
+                table, test = stratified, _stratified_test
+            else:
+                table, test = statistics, _metric_test
             frames.append(
                 self._compare(
-                    statistics, metric, method=method, relative=relative, alpha=alpha,
-                    options=options,
+                    table, metric, method=method, relative=relative, alpha=alpha,
+                    options=options, test=test,
                 )
             )  # fmt: skip
         results = pd.concat(frames, ignore_index=True)
@@ -513,6 +568,7 @@ class Analyzer:
             "segments": segment_columns,
             "alpha": alpha,
             "method_options": options,
+            "strata": strata,
             "metrics": [vars(m) for m in resolved],
         }
         results.attrs.update(self._provenance("analyze", parameters, statistics))
@@ -559,6 +615,98 @@ class Analyzer:
         treatment = statistics[~is_control]
         return treatment.merge(control, on=keys, suffixes=("_t", "_c"), sort=False)
 
+    def _strata_pairs(self, statistics: pd.DataFrame) -> pd.DataFrame:
+        """One row per comparison (experiment, segment, variant ≠ control) with its pooled
+        counts; ``attrs["cells"]`` holds each side's statistics per stratum as arrays
+        (comparisons × strata × columns), a stratum an arm lacks as zeros."""
+        controls = statistics[EXPERIMENT].map(self._control_label)
+        is_control = np.array(
+            [_same_label(v, c) for v, c in zip(statistics[VARIANT], controls, strict=True)],
+            dtype=bool,
+        )
+        table = statistics.reset_index(drop=True)
+        position = np.empty(len(table), dtype=np.int64)
+        for rows in table.groupby([EXPERIMENT, "segment"], sort=False).indices.values():
+            position[rows] = pd.factorize(table["stratum"].iloc[rows], use_na_sentinel=False)[0]
+        size = int(position.max()) + 1 if len(table) else 0
+        names = [c for c in table.columns if c == COUNT or "." in c]
+        values = table[names].to_numpy(dtype=float)
+        groups = [EXPERIMENT, "segment", VARIANT]
+        treated = table[~is_control]
+        comparisons = treated[groups].drop_duplicates().reset_index(drop=True)
+        comparison_of = pd.MultiIndex.from_frame(comparisons)
+        cells = {side: np.zeros((len(comparisons), size, len(names))) for side in "ct"}
+        t_rows = np.flatnonzero(~is_control)
+        r = comparison_of.get_indexer(pd.MultiIndex.from_frame(treated[groups]))
+        cells["t"][r, position[t_rows]] = values[t_rows]
+        control_rows = {
+            (e, g, int(position[row])): row
+            for row, e, g in zip(
+                np.flatnonzero(is_control),
+                table.loc[is_control, EXPERIMENT],
+                table.loc[is_control, "segment"],
+                strict=True,
+            )
+        }
+        labels = zip(comparisons[EXPERIMENT], comparisons["segment"], strict=True)
+        for index, (e, g) in enumerate(labels):
+            for stratum in range(size):
+                row = control_rows.get((e, g, stratum))
+                if row is not None:
+                    cells["c"][index, stratum] = values[row]
+        count = names.index(COUNT)
+        pairs = comparisons.rename(columns={VARIANT: f"{VARIANT}_t"})
+        pairs["n_c"] = cells["c"][:, :, count].sum(axis=1)
+        pairs["n_t"] = cells["t"][:, :, count].sum(axis=1)
+        pairs.attrs["cells"] = cells
+        pairs.attrs["names"] = names
+        return pairs
+
+    def _quantile_statistics(self, metric: Metric, segments: Sequence[str]) -> pd.DataFrame:
+        """The quantile summaries of a quantile metric per (experiment, segment, variant),
+        reduced in the engine (:func:`~splitlab.analyzer.quantiles.quantile_statistics`)."""
+        from splitlab.analyzer.quantiles import quantile_statistics
+
+        parts = []
+        for column in [None, *segments]:
+            keys = ["__e", "__v", *(["__b0"] if column else [])]
+            frame = self._quantile_frame(metric, column)
+            table = quantile_statistics(
+                frame, keys=keys, value="__q", nu=metric.quantile,  # type: ignore[arg-type]
+                cluster="__k" if self.cluster else None,
+            )  # fmt: skip
+            table = table.rename(columns={"__e": EXPERIMENT, "__v": VARIANT})
+            labels = table.pop("__b0") if column else None
+            table.insert(1, "segment", ALL_UNITS if column is None else [
+                f"{column}={value}" for value in labels  # type: ignore[union-attr]
+            ])  # fmt: skip
+            parts.append(table)
+        return pd.concat(parts, ignore_index=True)
+
+    def _quantile_frame(self, metric: Metric, segment: str | None) -> nw.LazyFrame:
+        """The rows whose values a quantile metric ranks: the metric column (summed per
+        unit with ``unit``), the keys, and the cluster id."""
+        selection = [nw.col(self.experiment).alias("__e"), nw.col(self.variant).alias("__v")]
+        if segment:
+            selection.append(nw.col(segment).alias("__b0"))
+        if self.cluster:
+            selection.append(nw.col(self.cluster).alias("__k"))
+        value = nw.col(metric.y).cast(nw.Float64)
+        # NaN is a missing value, as pandas NaN (NULL in DuckDB) already is
+        selection.append(nw.when(value.is_nan()).then(None).otherwise(value).alias("__q"))
+        if not self.unit:
+            return self.source.frame.select(*selection)
+        selection.append(nw.col(self.unit).alias("__u"))
+        groups = ["__e", "__v", *(["__b0"] if segment else []), *(["__k"] if self.cluster else [])]
+        per_unit = (
+            self.source.frame.select(*selection)
+            .group_by(*groups, "__u")
+            .agg(nw.col("__q").sum().alias("__sum"), nw.col("__q").count().alias("__values"))
+        )
+        # a unit with no value has no quantile value (engines sum nothing to 0 or to null)
+        kept = nw.when(nw.col("__values") > 0).then(nw.col("__sum")).otherwise(None)
+        return per_unit.with_columns(kept.alias("__q"))
+
     def _compare(
         self,
         statistics: pd.DataFrame,
@@ -569,9 +717,13 @@ class Analyzer:
         alpha: float,
         options: Mapping[str, Any],
         keys: Sequence[str] = (),
+        test=None,
     ) -> pd.DataFrame:
         keys = [EXPERIMENT, "segment", *keys]
-        pairs = self._pairs(statistics, keys)
+        if test is _stratified_test:
+            pairs = self._strata_pairs(statistics)
+        else:
+            pairs = self._pairs(statistics, keys)
         frame = pd.DataFrame(
             {
                 "experiment": pairs[EXPERIMENT].to_numpy(),
@@ -586,7 +738,7 @@ class Analyzer:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DegenerateDataWarning)
-                columns = _metric_test(pairs, metric, method, relative, alpha, options)
+                columns = (test or _metric_test)(pairs, metric, method, relative, alpha, options)
         except (SplitlabError, ValueError, ArithmeticError) as exc:
             columns = {"error": np.full(len(frame), f"{type(exc).__name__}: {exc}", object)}
         for name, values in columns.items():
@@ -664,6 +816,12 @@ class Analyzer:
         (resolved,) = self._resolve_metrics(
             [metric] if not isinstance(metric, list) else metric, cuped
         )
+        if resolved.kind == "quantile":
+            raise InvalidArgumentError(
+                "metric",
+                f"metric {resolved.name!r}: a quantile metric has no timeline (quantiles of "
+                "periods do not pool into the quantile of their union); analyze a date range",
+            )
         table = self._query([resolved], frequency=freq).collect()
         self._check_groups(table)
         if table[PERIOD].isna().any():
@@ -972,6 +1130,27 @@ def _metric_test(
             ]
             result = ttest(*arms, alpha=alpha, relative=relative, origin=origin)
         means = [level_c, level_t]
+    return _result_columns(
+        result, means, extra, errors, columns_named, metric, method, relative, alpha, options,
+        control["n"] + treatment["n"],
+    )  # fmt: skip
+
+
+def _result_columns(
+    result: EffectResult,
+    means: list[np.ndarray],
+    extra: dict[str, np.ndarray],
+    errors: RowErrors,
+    columns_named: str,
+    metric: Metric,
+    method: str,
+    relative: bool,
+    alpha: float,
+    options: Mapping[str, Any],
+    n_total: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Result columns of a fixed-horizon estimate: the Bayesian posterior or the
+    sequential interval of the same effect and se where ``method`` asks for them."""
     if method == "bayes":
         difference = Difference(
             np.asarray(result.effect, dtype=float),
@@ -994,7 +1173,7 @@ def _metric_test(
             metric,
             np.atleast_1d(np.asarray(result.effect, dtype=float)),
             np.atleast_1d(np.asarray(result.se, dtype=float)),
-            control["n"] + treatment["n"],
+            n_total,
             alpha,
             options,
         )
@@ -1036,6 +1215,114 @@ def _metric_test(
             values[bad] = np.nan
             columns[name] = values
     return columns
+
+
+def _quantile_test(
+    pairs: pd.DataFrame,
+    metric: Metric,
+    method: str,
+    relative: bool,
+    alpha: float,
+    options: Mapping[str, Any],
+) -> dict[str, np.ndarray]:
+    """The quantile metric's test on every pair (GrowthBook's quantile statistic)."""
+    from splitlab.stats.quantile import QuantileSummary, quantile_test
+
+    fields = ["n", "nu", "quantile", "lower", "upper", "n_star"]
+    clustered = "n_clusters_c" in pairs
+    if clustered:
+        fields += [
+            "n_clusters", "sum_below", "sum_below_sq", "sum_events", "sum_events_sq",
+            "sum_below_events",
+        ]  # fmt: skip
+    arms = [
+        QuantileSummary(**{name: pairs[f"{name}_{side}"].to_numpy(dtype=float) for name in fields})
+        for side in ("c", "t")
+    ]
+    result = quantile_test(*arms, alpha=alpha, relative=relative)
+    means = [arm.quantile for arm in arms]
+    return _result_columns(
+        result, means, {}, RowErrors((len(pairs),)), repr(metric.y), metric, method, relative,
+        alpha, options, arms[0].n + arms[1].n,
+    )  # fmt: skip
+
+
+def _quantile_not_stratified(pairs, metric, *_) -> dict[str, np.ndarray]:
+    raise InvalidArgumentError(
+        "strata", f"metric {metric.name!r}: quantile metrics are not post-stratified"
+    )
+
+
+def _stratified_test(
+    pairs: pd.DataFrame,
+    metric: Metric,
+    method: str,
+    relative: bool,
+    alpha: float,
+    options: Mapping[str, Any],
+) -> dict[str, np.ndarray]:
+    """The post-stratified test of every comparison, from its per-stratum statistics."""
+    from splitlab.stats.stratification import poststratified_test
+
+    cells, names = pairs.attrs["cells"], pairs.attrs["names"]
+    prefix = f"{metric.name}."
+    k = sum(1 for name in names if name.startswith(f"{prefix}origin_x"))
+    if k >= 2:
+        raise InvalidArgumentError(
+            "strata", f"metric {metric.name!r}: several covariates are not post-stratified"
+        )
+    clustered = k == 1 and metric.kind in ("mean", "proportion") and not metric.covariates
+    errors = RowErrors((len(pairs),))
+    sides = []
+    for side, label in (("c", "control"), ("t", "variant")):
+        cell = {
+            name[len(prefix) :]: cells[side][:, :, names.index(name)]
+            for name in names
+            if name.startswith(prefix)
+        }
+        n = cells[side][:, :, names.index(COUNT)]
+        errors.flag(
+            (cell["imprecise"] > 0).any(axis=1),
+            f"column {metric.y!r} in {label}: values too far from their mean for the "
+            "engine's floating-point sums",
+        )
+        level = {v: cell[f"origin_{v}"] + cell[f"mean_{v}"] for v in variables(k)}
+        if metric.kind == "proportion" and not clustered:
+            p = level["y"]
+            errors.flag(
+                ((cell["min_y"] < 0) | (cell["max_y"] > 1)).any(axis=1)
+                | ~np.isclose(cell["m2_y"], n * p * (1 - p), rtol=1e-9, atol=1e-9).all(axis=1),
+                f"column {metric.y!r} has values other than 0 and 1 in {label}",
+            )
+            sides.append(Moments.from_proportions(np.round(n * p), n))
+            continue
+        if k == 0:
+            sides.append(Moments(n, level["y"], _variance(n, cell["m2_y"], 1)))
+            continue
+        bound = np.sqrt(cell["m2_y"]) * np.sqrt(cell["m2_x"])
+        sides.append(
+            JointMoments(
+                n, level["y"], _variance(n, cell["m2_y"], 1), level["x"],
+                _variance(n, cell["m2_x"], 1),
+                _variance(n, np.clip(cell["c_xy"], -bound, bound), 1),
+            )
+        )  # fmt: skip
+    kind = None if k == 0 else ("ratio" if metric.kind == "ratio" or clustered else "cuped")
+    result = poststratified_test(*sides, alpha=alpha, relative=relative, kind=kind)
+    if kind == "ratio":
+        means = [side.sum_y.sum(axis=-1) / side.sum_x.sum(axis=-1) for side in sides]
+    else:
+        means = [
+            (side.n * side.mean_y).sum(axis=-1) / side.n.sum(axis=-1)
+            if k
+            else (side.n * side.mean).sum(axis=-1) / side.n.sum(axis=-1)
+            for side in sides
+        ]
+    extra = {"note": np.asarray(result.note, dtype=object)}
+    return _result_columns(
+        result, means, extra, errors, repr(metric.y), metric, method, relative, alpha,
+        options, pairs["n_c"].to_numpy(float) + pairs["n_t"].to_numpy(float),
+    )  # fmt: skip
 
 
 def _segment_columns(segments: object) -> list[str]:

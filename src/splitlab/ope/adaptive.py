@@ -331,7 +331,7 @@ def aipw_readout(
     opened = open_source(source)
     schema = list(opened.columns)
     for metric in metrics:
-        if metric.kind == "ratio" or metric.x is not None:
+        if metric.kind in ("ratio", "quantile") or metric.xs:
             raise InvalidArgumentError(
                 "metrics", f"metric {metric.name!r}: method='aipw' takes plain mean metrics only"
             )
