@@ -270,3 +270,13 @@ def test_quantile_metrics_have_no_timeline(units):
     metric = sl.Metric("p90", column="latency", kind="quantile", quantile=0.9)
     with pytest.raises(InvalidArgumentError, match="no timeline"):
         sl.Analyzer(frame, date="day").timeline(metric)
+
+
+def test_report_shows_quantile_and_stratified_rows(units, tmp_path):
+    frame = units.assign(day=pd.Timestamp("2026-03-01") + pd.to_timedelta(units.index % 3, "D"))
+    metrics = ["revenue", sl.Metric("p90", column="latency", kind="quantile", quantile=0.9)]
+    analyzer = sl.Analyzer(frame, date="day")
+    html = analyzer.report(tmp_path / "q.html", metrics).read_text()
+    assert "quantile 0.9" in html and "no timeline" in html
+    html = analyzer.report(tmp_path / "s.html", ["revenue"], strata="country").read_text()
+    assert "poststratified" in html

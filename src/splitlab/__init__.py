@@ -38,8 +38,11 @@ if TYPE_CHECKING:
     from splitlab.stats.moments import JointMoments, Moments
     from splitlab.stats.multiplicity import adjust_pvalues
     from splitlab.stats.power import SampleSizeResult, mde, power, sample_size
+    from splitlab.stats.quantile import QuantileSummary, quantile_test
+    from splitlab.stats.regression import CrossMoments, RegressionResult, regression_test
     from splitlab.stats.results import EffectResult
     from splitlab.stats.srm import SRMResult, srm_test
+    from splitlab.stats.stratification import PoststratifiedResult, poststratified_test
 
     __version__: str
 
@@ -47,6 +50,7 @@ __all__ = [
     "Allocator",
     "Analyzer",
     "BayesResult",
+    "CrossMoments",
     "CupedResult",
     "Decision",
     "EffectResult",
@@ -54,6 +58,9 @@ __all__ = [
     "JointMoments",
     "Metric",
     "Moments",
+    "PoststratifiedResult",
+    "QuantileSummary",
+    "RegressionResult",
     "SRMResult",
     "SampleSizeResult",
     "SequentialMonitor",
@@ -68,10 +75,13 @@ __all__ = [
     "mde",
     "msprt",
     "msprt_tau2",
+    "poststratified_test",
     "power",
     "prob_best",
     "proportions_test",
+    "quantile_test",
     "ratio_test",
+    "regression_test",
     "sample_size",
     "sequential_srm",
     "srm_test",
@@ -125,8 +135,11 @@ _EXPORTS = {
     "splitlab.stats.moments": ("JointMoments", "Moments"),
     "splitlab.stats.multiplicity": ("adjust_pvalues",),
     "splitlab.stats.power": ("SampleSizeResult", "mde", "power", "sample_size"),
+    "splitlab.stats.quantile": ("QuantileSummary", "quantile_test"),
+    "splitlab.stats.regression": ("CrossMoments", "RegressionResult", "regression_test"),
     "splitlab.stats.results": ("EffectResult",),
     "splitlab.stats.srm": ("SRMResult", "srm_test"),
+    "splitlab.stats.stratification": ("PoststratifiedResult", "poststratified_test"),
 }
 _SUBMODULES = (
     "allocator",
