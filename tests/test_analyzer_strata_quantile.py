@@ -279,4 +279,4 @@ def test_report_shows_quantile_and_stratified_rows(units, tmp_path):
     html = analyzer.report(tmp_path / "q.html", metrics).read_text()
     assert "quantile 0.9" in html and "no timeline" in html
     html = analyzer.report(tmp_path / "s.html", ["revenue"], strata="country").read_text()
-    assert "poststratified" in html
+    assert "<th>strata</th><td><code>&quot;country&quot;" in html
