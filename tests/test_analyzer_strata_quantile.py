@@ -280,3 +280,25 @@ def test_report_shows_quantile_and_stratified_rows(units, tmp_path):
     assert "quantile 0.9" in html and "no timeline" in html
     html = analyzer.report(tmp_path / "s.html", ["revenue"], strata="country").read_text()
     assert "<th>strata</th><td><code>&quot;country&quot;" in html
+
+
+def test_clustered_metrics_are_post_stratified_as_ratios_of_cluster_sums(units):
+    sessions = units.loc[units.index.repeat(2)].assign(user=lambda f: f.index)
+    sessions["revenue"] += np.random.default_rng(9).normal(0.0, 1.0, len(sessions))
+    found = sl.Analyzer(sessions, cluster="user").analyze(["revenue"], strata="country").iloc[0]
+    per_user = sessions.assign(rows=1.0).groupby(["variant", "country", "user"], as_index=False)
+    sums = per_user[["revenue", "rows"]].sum()
+    expected = poststratified_test(*strata_moments(sums, "revenue", "rows"), kind="ratio")
+    assert_same(found, expected)
+
+
+def test_a_proportion_with_several_covariates(units):
+    metric = sl.Metric("converted", kind="proportion", covariate=["pre_revenue", "pages"])
+    found = sl.Analyzer(units).analyze([metric]).iloc[0]
+    values = units[["converted", "pre_revenue", "pages"]].to_numpy(float)
+    arm_c = (units["variant"] == "control").to_numpy()
+    arms = [sl.CrossMoments.from_samples(values[mask, 0], values[mask, 1:].T, axis=-1)
+            for mask in (arm_c, ~arm_c)]  # fmt: skip
+    arms = [sl.CrossMoments(a.n, a.mean, a.cov * (a.n - 1) / a.n, ddof=0) for a in arms]
+    expected = sl.regression_test(*arms)
+    assert_same(found, expected)
