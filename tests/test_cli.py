@@ -335,3 +335,221 @@ def test_power_with_n_gives_the_mde_and_with_both_the_power(capsys):
 def test_power_bad_input_exits_2(capsys, arguments, named):
     assert main(["power", *arguments]) == 2
     assert named in _single_error_line(capsys)
+
+
+# ---------------------------------------------------------------------- analysis methods
+
+
+@pytest.fixture(scope="module")
+def method_files(tmp_path_factory):
+    """Session rows of randomized users, as CSV and as Parquet: two pre-period covariates,
+    a 0/1 outcome, a skewed latency with missing values and a country to stratify on."""
+    rng = np.random.default_rng(11)
+    n = 3_000
+    user = rng.integers(0, 700, n)
+    variant = np.where(user % 2 == 0, "control", "faster")
+    pre = rng.gamma(2.0, 5.0, n)
+    predicted = 0.8 * pre + rng.normal(0.0, 2.0, n)
+    latency = rng.lognormal(5.0, 0.5, n) * np.where(variant == "faster", 0.9, 1.0)
+    latency[rng.random(n) < 0.05] = np.nan
+    data = pd.DataFrame(
+        {
+            "experiment": np.where(user % 3 == 0, "e1", "e2"),
+            "variant": variant,
+            "user": user,
+            "country": rng.choice(["us", "de", "fr"], n, p=[0.5, 0.3, 0.2]),
+            "pre": pre,
+            "predicted": predicted,
+            "revenue": 0.6 * pre + 0.3 * predicted + rng.normal(0.0, 3.0, n)
+            + 0.5 * (variant == "faster"),
+            "converted": (rng.random(n) < 0.1).astype(int),
+            "latency": latency,
+        }
+    )  # fmt: skip
+    directory = tmp_path_factory.mktemp("methods")
+    csv, parquet = directory / "sessions.csv", directory / "sessions.parquet"
+    data.to_csv(csv, index=False)
+    data.to_parquet(parquet)
+    return {"csv": csv, "parquet": parquet}
+
+
+def _analyze_json(capsys, arguments: list[str], status: int = 0) -> pd.DataFrame:
+    assert main(["analyze", *arguments, "--format", "json"]) == status
+    return pd.DataFrame(json.loads(capsys.readouterr().out))
+
+
+def _assert_same_rows(rows: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(rows.columns) == list(expected.columns)
+    assert len(rows) == len(expected)
+    for column in expected.columns:
+        if pd.api.types.is_float_dtype(expected[column]):
+            np.testing.assert_allclose(
+                rows[column].astype(float), expected[column], rtol=1e-12, equal_nan=True
+            )
+        else:
+            written = [None if pd.isna(v) else v for v in rows[column]]
+            wanted = [None if pd.isna(v) else v for v in expected[column]]
+            assert written == wanted, column
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_analyze_cuped_with_several_covariates_is_the_regression_adjustment(
+    method_files, capsys, kind
+):
+    path = str(method_files[kind])
+    rows = _analyze_json(capsys, [path, "--metric", "revenue", "--cuped", "revenue=pre, predicted"])
+    expected = Analyzer(path).analyze([Metric("revenue", covariate=["pre", "predicted"])])
+    _assert_same_rows(rows, expected)
+    assert (rows["method"] == "regression").all() and (rows["variance_reduction"] > 0.5).all()
+    # one column is CUPED, as before
+    single = _analyze_json(capsys, [path, "--metric", "revenue", "--cuped", "revenue=pre"])
+    _assert_same_rows(single, Analyzer(path).analyze([Metric("revenue", covariate="pre")]))
+    assert (single["method"] == "cuped").all()
+
+
+def test_analyze_quantile_metrics_keep_the_command_line_order(method_files, capsys):
+    path = str(method_files["csv"])
+    arguments = [
+        path, "--quantile", "latency_p90=latency@0.9", "--metric", "revenue",
+        "--quantile", "latency_median=latency@0.5",
+    ]  # fmt: skip
+    rows = _analyze_json(capsys, arguments)
+    expected = Analyzer(path).analyze(
+        [
+            Metric("latency_p90", column="latency", kind="quantile", quantile=0.9),
+            Metric("revenue"),
+            Metric("latency_median", column="latency", kind="quantile", quantile=0.5),
+        ]
+    )
+    _assert_same_rows(rows, expected)
+    assert rows["metric"].drop_duplicates().tolist() == [
+        "latency_p90", "revenue", "latency_median"
+    ]  # fmt: skip
+    quantile_rows = rows[rows["metric"] != "revenue"]
+    assert (quantile_rows["method"] == "quantile").all()
+    # missing latencies are left out of the quantile's count
+    assert (
+        quantile_rows["n_control"] < rows.loc[rows["metric"] == "revenue", "n_control"].max()
+    ).all()
+
+
+def test_analyze_cluster_makes_clustered_ratios_and_counts_clusters(method_files, capsys):
+    path = str(method_files["parquet"])
+    arguments = [path, "--metric", "revenue", "--proportion", "converted",
+                 "--quantile", "p90=latency@0.9", "--cluster", "user"]  # fmt: skip
+    rows = _analyze_json(capsys, arguments)
+    metrics = [
+        Metric("revenue"),
+        Metric("converted", kind="proportion"),
+        Metric("p90", column="latency", kind="quantile", quantile=0.9),
+    ]
+    expected = Analyzer(path, cluster="user").analyze(metrics)
+    _assert_same_rows(rows, expected)
+    data = pd.read_parquet(path)
+    users = data[data["variant"] == "control"].groupby("experiment")["user"].nunique()
+    means = rows[rows["metric"] == "revenue"].set_index("experiment")
+    assert means["n_control"].to_dict() == users.to_dict()
+    assert (means["method"] == "ratio-delta").all()
+    # the clustered standard error is not the row-level one
+    unclustered = Analyzer(path).analyze(metrics[:1])
+    assert not np.allclose(means["se"].to_numpy(), unclustered["se"].to_numpy())
+
+
+def test_analyze_strata_post_stratifies_and_adds_the_note_column(method_files, capsys):
+    path = str(method_files["csv"])
+    arguments = [path, "--metric", "revenue", "--proportion", "converted",
+                 "--cuped", "revenue=pre", "--strata", "country"]  # fmt: skip
+    rows = _analyze_json(capsys, arguments)
+    metrics = [Metric("revenue", covariate="pre"), Metric("converted", kind="proportion")]
+    expected = Analyzer(path).analyze(metrics, strata="country")
+    _assert_same_rows(rows, expected)
+    assert "note" in rows and (rows["method"] == "poststratified").all()
+    # a quantile is not post-stratified: results written, its rows say why, exit status 1
+    arguments = [path, "--metric", "revenue", "--quantile", "p90=latency@0.9",
+                 "--strata", "country"]  # fmt: skip
+    rows = _analyze_json(capsys, arguments, status=1)
+    no_result = rows[rows["error"] != ""]
+    assert set(no_result["metric"]) == {"p90"} and (no_result["error"].str.contains("strat")).all()
+
+
+def test_analyze_table_shows_the_stratification_notes(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    n = 400
+    data = pd.DataFrame(
+        {
+            "experiment": "e",
+            "variant": rng.choice(["control", "b"], n),
+            "country": np.where(np.arange(n) < 3, "lu", rng.choice(["us", "de"], n)),
+            "revenue": rng.normal(10.0, 3.0, n),
+        }
+    )
+    data.loc[:2, "variant"] = "b"  # the small stratum has no control unit: it is merged
+    data.to_parquet(tmp_path / "small-stratum.parquet")
+    arguments = [str(tmp_path), "--metric", "revenue", "--strata", "country"]
+    expected = Analyzer(tmp_path).analyze(["revenue"], strata="country")
+    assert main(["analyze", *arguments]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (note,) = expected["note"]
+    assert note != "" and lines[-1] == f"note: experiment e, metric revenue: {note}"
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [("cs", ["--n-star", "500"]), ("msprt", ["--tau2", "1.0"]), ("bayes", [])],
+)
+def test_analyze_new_flags_work_with_sequential_and_bayesian_methods(
+    method_files, capsys, method, options
+):
+    path = str(method_files["parquet"])
+    settings = ["--method", method, *options]
+    rows = _analyze_json(capsys, [path, "--metric", "revenue", "--cuped", "revenue=pre,predicted",
+                                  "--quantile", "p90=latency@0.9", *settings])  # fmt: skip
+    method_options = {"cs": {"n_star": 500.0}, "msprt": {"tau2": 1.0}, "bayes": None}[method]
+    metrics = [
+        Metric("revenue", covariate=("pre", "predicted")),
+        Metric("p90", column="latency", kind="quantile", quantile=0.9),
+    ]
+    expected = Analyzer(path).analyze(metrics, method=method, method_options=method_options)
+    _assert_same_rows(rows, expected)
+    stratified = _analyze_json(capsys, [path, "--metric", "revenue", "--strata", "country",
+                                        *settings])  # fmt: skip
+    expected = Analyzer(path).analyze(
+        ["revenue"], strata="country", method=method, method_options=method_options
+    )
+    _assert_same_rows(stratified, expected)
+    clustered = _analyze_json(capsys, [path, "--metric", "revenue", "--cluster", "user",
+                                       *settings])  # fmt: skip
+    expected = Analyzer(path, cluster="user").analyze(
+        ["revenue"], method=method, method_options=method_options
+    )
+    _assert_same_rows(clustered, expected)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["--quantile", "latency@0.9"], "--quantile"),
+        (["--quantile", "p90=latency"], "--quantile"),
+        (["--quantile", "p90=@0.9"], "--quantile"),
+        (["--quantile", "p90=latency@high"], "--quantile"),
+        (["--quantile", "p90=latency@90"], "--quantile"),
+        (["--quantile", "p90=latency@0"], "--quantile"),
+        (["--quantile", "p90=latency@nan"], "--quantile"),
+        (["--quantile", "p90=latncy@0.9"], "'latncy'"),
+        (["--quantile", "p90=country@0.9"], "numeric"),
+        (["--quantile", "p90=latency@0.9", "--cuped", "p90=pre"], "--cuped"),
+        (["--metric", "revenue", "--cuped", "revenue=pre,"], "--cuped"),
+        (["--metric", "revenue", "--cuped", "revenue=pre,pre"], "--cuped"),
+        (["--metric", "revenue", "--cuped", "revenue=pre,nosuch"], "'nosuch'"),
+        (["--metric", "revenue", "--cluster", "nosuch"], "--cluster"),
+        (["--metric", "revenue", "--cluster", "variant"], "--cluster"),
+        (["--metric", "revenue", "--cuped", "revenue=pre", "--cluster", "user"], "--cuped"),
+        (["--metric", "revenue", "--strata", "nosuch"], "--strata"),
+        (["--metric", "revenue", "--strata", "variant"], "--strata"),
+        (["--metric", "revenue", "--strata", "country", "--segment", "country"], "--strata"),
+        (["--strata", "country"], "--quantile"),
+    ],
+)
+def test_analyze_bad_method_specs_exit_2_naming_the_flag(method_files, capsys, arguments, named):
+    assert main(["analyze", str(method_files["parquet"]), *arguments]) == 2
+    assert named in _single_error_line(capsys)

@@ -17,6 +17,11 @@ Exit status:
 Warnings are one line each on stderr (``splitlab: warning: ...``), never Python's
 two-line warning text.
 
+``splitlab analyze`` reads the Analyzer's methods from flags: ``--cuped METRIC=COL1,COL2``
+(regression adjustment on one or several covariates), ``--quantile NAME=COL@LEVEL``
+(quantile metrics), ``--cluster COL`` (the randomization unit when rows are finer units)
+and ``--strata COL`` (post-stratification); see the "Analysis methods" page.
+
 ``splitlab --help`` and the parsing of arguments import no numerical library (numpy,
 pandas, numba, DuckDB ...): each command imports what it runs when it runs.
 
@@ -84,11 +89,14 @@ ANALYZE_OPTIONS = {
     "segments": "--segment",
     "cuped": "--cuped",
     "covariate": "--cuped",
+    "quantile": "--quantile",
+    "cluster": "--cluster",
+    "strata": "--strata",
     "method": "--method",
     "method_options": "--method",
     "correction": "--correction",
     "alpha": "--alpha",
-    "metrics": "--metric/--proportion/--ratio",
+    "metrics": "--metric/--proportion/--ratio/--quantile",
     "path": "--out",
     "title": "--title",
 }
@@ -392,7 +400,8 @@ def _demo(arguments: argparse.Namespace) -> int:
 
 
 class _MetricAction(argparse.Action):
-    """Collect --metric/--proportion/--ratio into one list, in command-line order."""
+    """Collect --metric/--proportion/--ratio/--quantile into one list, in command-line
+    order."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         collected = list(getattr(namespace, self.dest) or [])
@@ -407,12 +416,60 @@ def _split_assignment(option: str, text: str, form: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+QUANTILE_FORM = "NAME=COLUMN@LEVEL (latency_p90=latency@0.9)"
+
+
+def _flagged(exc: InvalidArgumentError) -> InvalidArgumentError:
+    """An Analyzer error with its argument name replaced by the flag that sets it (the
+    error itself when no flag sets that argument)."""
+    option = ANALYZE_OPTIONS.get(exc.argument)
+    return exc if option is None else InvalidArgumentError(option, exc.problem)
+
+
+def _quantile_metric(text: str) -> Metric:
+    from splitlab.analyzer.metrics import Metric
+
+    name, target = _split_assignment("--quantile", text, QUANTILE_FORM)
+    column, separator, level_text = target.rpartition("@")
+    if not separator or not column.strip() or not level_text.strip():
+        raise InvalidArgumentError("--quantile", f"expected {QUANTILE_FORM}, got {text!r}")
+    try:
+        level = float(level_text)
+    except ValueError:
+        level = math.nan
+    if not 0.0 < level < 1.0:  # NaN too
+        raise InvalidArgumentError(
+            "--quantile",
+            f"LEVEL must be a number strictly between 0 and 1 (0.9 for the p90), got "
+            f"{level_text.strip()!r} in {text!r}",
+        )
+    return Metric(name, column=column.strip(), kind="quantile", quantile=level)
+
+
+def _covariates(text: str) -> tuple[str, str | list[str]]:
+    """``METRIC=COL`` or ``METRIC=COL1,COL2,...``: the metric and its covariate column(s)."""
+    form = "METRIC=COLUMN or METRIC=COLUMN1,COLUMN2,..."
+    name, value = _split_assignment("--cuped", text, form)
+    columns = [column.strip() for column in value.split(",")]
+    if not all(columns):
+        raise InvalidArgumentError("--cuped", f"expected {form}, got {text!r} (an empty column)")
+    return name, columns[0] if len(columns) == 1 else columns
+
+
 def _metrics(specifications: list[tuple[str, str]]) -> list[Metric]:
     from splitlab.analyzer.metrics import Metric
 
     metrics = []
     for kind, text in specifications:
-        if kind == "ratio":
+        if kind == "quantile":
+            try:
+                metrics.append(_quantile_metric(text))
+            except InvalidArgumentError as exc:
+                flagged = _flagged(exc)
+                if flagged is exc:
+                    raise
+                raise flagged from exc
+        elif kind == "ratio":
             form = "NAME=NUMERATOR/DENOMINATOR"
             name, fraction = _split_assignment("--ratio", text, form)
             numerator, separator, denominator = fraction.partition("/")
@@ -495,6 +552,20 @@ def parse_label(option: str, text: str, dtype: Any, column: str) -> object:
     )
 
 
+def _note_lines(results: pd.DataFrame) -> list[str]:
+    """The post-stratification notes (merged strata, an unstratified fallback), one line
+    per distinct (experiment, segment, metric, note)."""
+    if "note" not in results:
+        return []
+    noted = results[results["note"].fillna("").astype(str) != ""]
+    noted = noted.drop_duplicates(["experiment", "segment", "metric", "note"])
+    lines = []
+    for row in noted.itertuples():
+        segment = f" segment {row.segment}," if row.segment != "all" else ""
+        lines.append(f"experiment {row.experiment!s},{segment} metric {row.metric!s}: {row.note}")
+    return lines
+
+
 def _no_result_lines(results: pd.DataFrame) -> list[str]:
     """One stderr line per result row without a result, then a count of the rest."""
     missing = results[results["error"].astype(str) != ""]
@@ -520,12 +591,10 @@ def _analyze(arguments: argparse.Namespace) -> int:
 
     if not arguments.metrics:
         raise InvalidArgumentError(
-            "--metric", "give at least one --metric, --proportion or --ratio"
+            "--metric", "give at least one --metric, --proportion, --ratio or --quantile"
         )
     metrics = _metrics(arguments.metrics)
-    cuped = dict(
-        _split_assignment("--cuped", text, "METRIC=COVARIATE_COLUMN") for text in arguments.cuped
-    )
+    cuped = dict(_covariates(text) for text in arguments.cuped)
     if arguments.format == "html" and arguments.out is None:
         raise InvalidArgumentError("--out", "--format html writes a report and needs --out FILE")
     out = None if arguments.out is None else _check_out("--out", arguments.out)
@@ -536,6 +605,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
         "correction": arguments.correction,
         "correction_scope": arguments.correction_scope,
         "segments": arguments.segment or None,
+        "strata": arguments.strata,
         "alpha": arguments.alpha,
         "method_options": {
             name: value
@@ -566,6 +636,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
                 control=control,
                 unit=arguments.unit_col,
                 date=arguments.date_col,
+                cluster=arguments.cluster,
             )
             if arguments.format == "html":
                 with warnings.catch_warnings(record=True) as caught:
@@ -582,17 +653,21 @@ def _analyze(arguments: argparse.Namespace) -> int:
                 warnings.simplefilter("ignore", DegenerateDataWarning)
                 results = analyzer.analyze(metrics, **options)
     except InvalidArgumentError as exc:
-        option = ANALYZE_OPTIONS.get(exc.argument)
-        if option is None:
+        flagged = _flagged(exc)
+        if flagged is exc:
             raise
-        raise InvalidArgumentError(option, exc.problem) from exc
+        raise flagged from exc
 
     if arguments.format == "json":
         text = _dump_json(_json_records(results)) + "\n"
     elif arguments.format == "csv":
         text = results.to_csv(index=False)
     else:
-        lines = [_to_string(_results_table(results)), *map("! {}".format, _srm_warnings(results))]
+        lines = [
+            _to_string(_results_table(results)),
+            *map("! {}".format, _srm_warnings(results)),
+            *map("note: {}".format, _note_lines(results)),
+        ]
         text = "\n".join(lines) + "\n"
     if out is None:
         sys.stdout.write(text)
@@ -729,8 +804,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="a ratio metric, sum of NUM / sum of DEN by the delta method (repeatable)",
     )  # fmt: skip
     analyze.add_argument(
-        "--cuped", action="append", default=[], metavar="METRIC=COL",
-        help="a CUPED covariate column for a metric (repeatable)",
+        "--quantile", dest="metrics", action=_MetricAction, const="quantile",
+        metavar="NAME=COL@LEVEL",
+        help="a quantile metric: the LEVEL quantile (0 < LEVEL < 1) of COL, e.g. "
+        "latency_p90=latency@0.9, by GrowthBook's order-statistics interval; missing values "
+        "are left out (repeatable)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--cuped", action="append", default=[], metavar="METRIC=COL[,COL...]",
+        help="regression adjustment of a mean or proportion metric: CUPED on one pre-period "
+        "column, or on several comma-separated columns (pre-period metrics, a model's "
+        "prediction as in CUPAC), theta pooled over the arms (repeatable)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--cluster", metavar="COL",
+        help="the randomization unit, when rows (or --unit-col units) are finer, such as "
+        "sessions of randomized users: mean and proportion metrics become ratios of "
+        "per-cluster sums (delta method), quantiles take the clustered variance, and n and "
+        "the sample-ratio check count clusters",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--strata", metavar="COL",
+        help="post-stratify every mean, proportion, ratio and one-covariate CUPED metric on "
+        "this pre-experiment column (GrowthBook's estimator; quantile and several-covariate "
+        "metrics get no result); merged strata are noted",
     )  # fmt: skip
     analyze.add_argument(
         "--method",
