@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -626,8 +627,11 @@ class Analyzer:
         )
         table = statistics.reset_index(drop=True)
         position = np.empty(len(table), dtype=np.int64)
-        for rows in table.groupby([EXPERIMENT, "segment"], sort=False).indices.values():
-            position[rows] = pd.factorize(table["stratum"].iloc[rows], use_na_sentinel=False)[0]
+        values_of: dict[tuple, list] = {}
+        for group, rows in table.groupby([EXPERIMENT, "segment"], sort=False).indices.items():
+            codes, uniques = pd.factorize(table["stratum"].iloc[rows], use_na_sentinel=False)
+            position[rows] = codes
+            values_of[group] = list(uniques)
         size = int(position.max()) + 1 if len(table) else 0
         names = [c for c in table.columns if c == COUNT or "." in c]
         values = table[names].to_numpy(dtype=float)
@@ -660,6 +664,10 @@ class Analyzer:
         pairs["n_t"] = cells["t"][:, :, count].sum(axis=1)
         pairs.attrs["cells"] = cells
         pairs.attrs["names"] = names
+        pairs.attrs["labels"] = [
+            values_of[(e, g)]
+            for e, g in zip(comparisons[EXPERIMENT], comparisons["segment"], strict=True)
+        ]
         return pairs
 
     def _quantile_statistics(self, metric: Metric, segments: Sequence[str]) -> pd.DataFrame:
@@ -1318,11 +1326,35 @@ def _stratified_test(
             else (side.n * side.mean).sum(axis=-1) / side.n.sum(axis=-1)
             for side in sides
         ]
-    extra = {"note": np.asarray(result.note, dtype=object)}
+    notes = np.atleast_1d(np.asarray(result.note, dtype=object))
+    extra = {
+        "note": np.array(
+            [
+                _name_strata(str(note), stratum_labels)
+                for note, stratum_labels in zip(notes, pairs.attrs["labels"], strict=True)
+            ],
+            dtype=object,
+        )
+    }
     return _result_columns(
         result, means, extra, errors, repr(metric.y), metric, method, relative, alpha,
         options, pairs["n_c"].to_numpy(float) + pairs["n_t"].to_numpy(float),
     )  # fmt: skip
+
+
+def _name_strata(text: str, labels: list) -> str:
+    """A note of :func:`~splitlab.stats.stratification.poststratified_test` with the
+    strata's values in place of their positions ("stratum 2" -> "stratum 'FR'")."""
+
+    def named(positions: str) -> str:
+        return ", ".join(repr(_label(labels[int(i)])) for i in positions.split(", "))
+
+    text = re.sub(r"\b(stratum|strata) (\d+(?:, \d+)*)", lambda m: f"{m[1]} {named(m[2])}", text)
+    return re.sub(r"largest stratum \((\d+)\)", lambda m: f"largest stratum ({named(m[1])})", text)
+
+
+def _label(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _segment_columns(segments: object) -> list[str]:

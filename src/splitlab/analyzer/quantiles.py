@@ -142,8 +142,7 @@ def quantile_statistics(
         ``upper`` (:data:`COLUMNS`) and with ``cluster`` ``n_clusters``, ``sum_below``,
         ``sum_below_sq``, ``sum_events``, ``sum_events_sq``, ``sum_below_events``,
         ``n_cluster_missing`` (:data:`CLUSTER_COLUMNS`), all floats.
-        :meth:`QuantileSummary.from_table <splitlab.stats.quantile.QuantileSummary.from_table>`
-        reads it.
+        :meth:`splitlab.stats.quantile.QuantileSummary.from_table` reads it.
 
     Raises
     ------

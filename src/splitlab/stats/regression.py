@@ -311,7 +311,7 @@ class CrossMoments:
     def from_sums(cls, n, sums, cross) -> CrossMoments:
         """From n, Σv (S + (p,)) and Σvvᵀ (S + (p, p)) per group, checked row by row.
 
-        As :meth:`Moments.from_sums <splitlab.stats.moments.Moments.from_sums>`: sums no data
+        As :meth:`splitlab.stats.moments.Moments.from_sums`: sums no data
         can have raise (a negative Σv², Σv_j² < (Σv_j)²/n beyond rounding, sums where n = 0,
         and here also a centred matrix with a negative eigenvalue beyond rounding: pairwise
         correlations that cannot hold together); a variance the sums no longer resolve is
@@ -453,7 +453,7 @@ class RegressionResult(EffectResult):
     ``theta`` (S + (k,)) is the adjustment y − θᵀx used for both arms, ``variance_reduction``
     1 − se²_adjusted / se²_unadjusted of the absolute effect (the CUPED measure of Deng et al.
     2013), and ``note`` says where the adjustment fell back to the unadjusted test (one
-    covariate without variance). :meth:`to_frame` gives θ as columns theta_1, ..., theta_k.
+    covariate without variance). :meth:`~splitlab.stats.results.EffectResult.to_frame` gives θ as columns theta_1, ..., theta_k.
 
     >>> rng = np.random.default_rng(2)
     >>> x = rng.normal(size=(2, 2, 500))
