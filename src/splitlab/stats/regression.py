@@ -453,7 +453,9 @@ class RegressionResult(EffectResult):
     ``theta`` (S + (k,)) is the adjustment y − θᵀx used for both arms, ``variance_reduction``
     1 − se²_adjusted / se²_unadjusted of the absolute effect (the CUPED measure of Deng et al.
     2013), and ``note`` says where the adjustment fell back to the unadjusted test (one
-    covariate without variance). :meth:`~splitlab.stats.results.EffectResult.to_frame` gives θ as columns theta_1, ..., theta_k.
+    covariate without variance).
+    :meth:`~splitlab.stats.results.EffectResult.to_frame` gives θ as columns theta_1, ...,
+    theta_k.
 
     >>> rng = np.random.default_rng(2)
     >>> x = rng.normal(size=(2, 2, 500))
