@@ -674,9 +674,7 @@ def _provenance_section(results: pd.DataFrame) -> str:
                 f"<td>{_e(value)}</td>"
                 for value in (
                     metric.name,
-                    metric.kind
-                    if metric.quantile is None
-                    else f"quantile {metric.quantile:g}",
+                    metric.kind if metric.quantile is None else f"quantile {metric.quantile:g}",
                     " / ".join(metric.columns),
                     ", ".join(metric.covariates) or "—",
                     metric.winsorize or "—",
