@@ -303,3 +303,17 @@ def test_a_proportion_with_several_covariates(units):
     arms = [sl.CrossMoments(a.n, a.mean, a.cov * (a.n - 1) / a.n, ddof=0) for a in arms]
     expected = sl.regression_test(*arms)
     assert_same(found, expected)
+
+
+def test_stratified_timeline_equals_stratified_analyses_of_each_cutoff(units):
+    frame = units.assign(day=pd.Timestamp("2026-03-01") + pd.to_timedelta(units.index % 4, "D"))
+    analyzer = sl.Analyzer(frame, date="day")
+    timeline = analyzer.timeline("revenue", strata="country")
+    assert len(timeline) == 4
+    for _, look in timeline.iterrows():
+        part = frame[frame["day"] <= look["period"]]
+        expected = poststratified_test(*strata_moments(part, "revenue"))
+        assert_same(look, expected)
+    readout = analyzer.readout(["revenue"], strata="country")
+    last = readout.timelines["revenue"].iloc[-1]
+    assert last["effect"] == pytest.approx(readout.results["effect"][0], rel=1e-12)

@@ -616,10 +616,11 @@ class Analyzer:
         treatment = statistics[~is_control]
         return treatment.merge(control, on=keys, suffixes=("_t", "_c"), sort=False)
 
-    def _strata_pairs(self, statistics: pd.DataFrame) -> pd.DataFrame:
-        """One row per comparison (experiment, segment, variant ≠ control) with its pooled
-        counts; ``attrs["cells"]`` holds each side's statistics per stratum as arrays
-        (comparisons × strata × columns), a stratum an arm lacks as zeros."""
+    def _strata_pairs(self, statistics: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        """One row per comparison (``keys``: experiment, segment[, period]; variant ≠
+        control) with its pooled counts; ``attrs["cells"]`` holds each side's statistics
+        per stratum as arrays (comparisons × strata × columns), a stratum an arm lacks as
+        zeros, and ``attrs["labels"]`` each comparison's stratum values."""
         controls = statistics[EXPERIMENT].map(self._control_label)
         is_control = np.array(
             [_same_label(v, c) for v, c in zip(statistics[VARIANT], controls, strict=True)],
@@ -627,15 +628,17 @@ class Analyzer:
         )
         table = statistics.reset_index(drop=True)
         position = np.empty(len(table), dtype=np.int64)
-        values_of: dict[tuple, list] = {}
-        for group, rows in table.groupby([EXPERIMENT, "segment"], sort=False).indices.items():
+        group_of = np.empty(len(table), dtype=np.int64)
+        values_of: list[list] = []
+        for number, rows in enumerate(table.groupby(keys, sort=False).indices.values()):
             codes, uniques = pd.factorize(table["stratum"].iloc[rows], use_na_sentinel=False)
             position[rows] = codes
-            values_of[group] = list(uniques)
+            group_of[rows] = number
+            values_of.append(list(uniques))
         size = int(position.max()) + 1 if len(table) else 0
         names = [c for c in table.columns if c == COUNT or "." in c]
         values = table[names].to_numpy(dtype=float)
-        groups = [EXPERIMENT, "segment", VARIANT]
+        groups = [*keys, VARIANT]
         treated = table[~is_control]
         comparisons = treated[groups].drop_duplicates().reset_index(drop=True)
         comparison_of = pd.MultiIndex.from_frame(comparisons)
@@ -643,19 +646,15 @@ class Analyzer:
         t_rows = np.flatnonzero(~is_control)
         r = comparison_of.get_indexer(pd.MultiIndex.from_frame(treated[groups]))
         cells["t"][r, position[t_rows]] = values[t_rows]
+        # each comparison's group, then the control rows of that group by stratum
+        comparison_group = np.empty(len(comparisons), dtype=np.int64)
+        comparison_group[r] = group_of[t_rows]
         control_rows = {
-            (e, g, int(position[row])): row
-            for row, e, g in zip(
-                np.flatnonzero(is_control),
-                table.loc[is_control, EXPERIMENT],
-                table.loc[is_control, "segment"],
-                strict=True,
-            )
+            (int(group_of[row]), int(position[row])): row for row in np.flatnonzero(is_control)
         }
-        labels = zip(comparisons[EXPERIMENT], comparisons["segment"], strict=True)
-        for index, (e, g) in enumerate(labels):
+        for index, group in enumerate(comparison_group):
             for stratum in range(size):
-                row = control_rows.get((e, g, stratum))
+                row = control_rows.get((int(group), stratum))
                 if row is not None:
                     cells["c"][index, stratum] = values[row]
         count = names.index(COUNT)
@@ -664,10 +663,7 @@ class Analyzer:
         pairs["n_t"] = cells["t"][:, :, count].sum(axis=1)
         pairs.attrs["cells"] = cells
         pairs.attrs["names"] = names
-        pairs.attrs["labels"] = [
-            values_of[(e, g)]
-            for e, g in zip(comparisons[EXPERIMENT], comparisons["segment"], strict=True)
-        ]
+        pairs.attrs["labels"] = [values_of[group] for group in comparison_group]
         return pairs
 
     def _quantile_statistics(self, metric: Metric, segments: Sequence[str]) -> pd.DataFrame:
@@ -729,7 +725,7 @@ class Analyzer:
     ) -> pd.DataFrame:
         keys = [EXPERIMENT, "segment", *keys]
         if test is _stratified_test:
-            pairs = self._strata_pairs(statistics)
+            pairs = self._strata_pairs(statistics, keys)
         else:
             pairs = self._pairs(statistics, keys)
         frame = pd.DataFrame(
@@ -804,9 +800,11 @@ class Analyzer:
         cuped: object = None,
         alpha: float = 0.05,
         method_options: Mapping[str, Any] | None = None,
+        strata: str | None = None,
     ) -> pd.DataFrame:
         """Cumulative results by exposure period: row k uses every unit first exposed in
-        periods 1..k (sums are additive, so one group-by by period is enough).
+        periods 1..k (sums are additive, so one group-by by period is enough); with
+        ``strata``, each look is post-stratified as in :meth:`analyze`.
 
         With a sequential ``method`` the bands are always valid: for "cs" and "msprt"
         ``ci_low``/``ci_high`` are the running intersection of the intervals and
@@ -830,30 +828,44 @@ class Analyzer:
                 f"metric {resolved.name!r}: a quantile metric has no timeline (quantiles of "
                 "periods do not pool into the quantile of their union); analyze a date range",
             )
-        table = self._query([resolved], frequency=freq).collect()
+        if strata is not None:
+            self._require_column("strata", strata)
+            if strata in (self.experiment, self.variant):
+                raise InvalidArgumentError(
+                    "strata", f"column {strata!r} is the experiment or variant column"
+                )
+            if method == "gst":
+                raise InvalidArgumentError("strata", "are not available with method='gst'")
+        by = [strata] if strata is not None else []
+        table = self._query([resolved], by=by, frequency=freq).collect()
         self._check_groups(table)
+        if strata is not None:
+            table = table.rename(columns={by_column(0): "stratum"})
         if table[PERIOD].isna().any():
             raise InvalidArgumentError("date", f"column {self.date!r} has null values")
         table = table.sort_values(PERIOD, kind="stable")
-        # every (experiment, variant) gets every period of its experiment, then cumulate
+        # every (experiment, variant[, stratum]) gets every period of its experiment, then
+        # cumulate
+        paths = [EXPERIMENT, VARIANT, *(["stratum"] if strata is not None else [])]
         index = (
             table[[EXPERIMENT, PERIOD]]
             .drop_duplicates()
-            .merge(table[[EXPERIMENT, VARIANT]].drop_duplicates(), on=EXPERIMENT)
+            .merge(table[paths].drop_duplicates(), on=EXPERIMENT)
         )
-        table = index.merge(table, how="left", on=[EXPERIMENT, VARIANT, PERIOD])
+        table = index.merge(table, how="left", on=[*paths, PERIOD])
         flags = [c for c in table.columns if c.endswith(".imprecise")]
         table[flags] = table[flags].fillna(False).astype(bool)
         numbers = [c for c in table.columns if c == COUNT or c.startswith(f"{resolved.name}.")]
         numbers = [c for c in numbers if c not in flags]
         table[numbers] = table[numbers].fillna(0.0)
-        table = table.sort_values([EXPERIMENT, VARIANT, PERIOD], kind="stable")
-        table = cumulate(table, [EXPERIMENT, VARIANT], PERIOD, [resolved])
+        table = table.sort_values([*paths, PERIOD], kind="stable")
+        table = cumulate(table, paths, PERIOD, [resolved])
         table.insert(1, "segment", ALL_UNITS)
         look_method = "ttest" if method == "gst" else method
         frame = self._compare(
             table, resolved, method=look_method, relative=relative, alpha=alpha,
             options=options, keys=[PERIOD],
+            test=_stratified_test if strata is not None else None,
         )  # fmt: skip
         frame = frame.sort_values(["experiment", "variant", PERIOD], kind="stable")
         frame = frame.drop(columns=["p_adjusted", "decision", "srm_p_value", "srm_mismatch"])
@@ -877,6 +889,7 @@ class Analyzer:
             "relative": relative,
             "alpha": alpha,
             "method_options": options,
+            "strata": strata,
         }
         frame.attrs.update(self._provenance("timeline", parameters, table))
         return frame
@@ -909,7 +922,7 @@ class Analyzer:
         """Everything a report shows, computed once: :meth:`analyze` of ``metrics`` with
         ``analyze_options``, :meth:`srm`, and — when a ``date`` column is known — each
         metric's cumulative :meth:`timeline` (periods of ``freq``) with the same
-        ``method``, ``relative``, ``cuped``, ``alpha`` and ``method_options`` (a metric
+        ``method``, ``relative``, ``cuped``, ``alpha``, ``method_options`` and ``strata`` (a metric
         whose timeline cannot be computed gets the reason instead).
 
         >>> import pandas as pd
@@ -925,7 +938,7 @@ class Analyzer:
         if self.date is not None:
             shared = {
                 key: analyze_options[key]
-                for key in ("method", "relative", "alpha", "method_options")
+                for key in ("method", "relative", "alpha", "method_options", "strata")
                 if key in analyze_options
             }
             cuped = analyze_options.get("cuped")
