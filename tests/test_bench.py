@@ -30,8 +30,8 @@ from tooling.markdown_tables import number, read_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_FILES = (
-    "ab_summary", "analyzer", "bandits_latency", "allocator", "thompson", "ope", "bandits_regret",
-    "validity_sequential",
+    "ab_summary", "analyzer", "analyzer_methods", "bandits_latency", "allocator", "thompson", "ope",
+    "bandits_regret", "validity_sequential",
 )  # fmt: skip
 
 
@@ -168,6 +168,28 @@ def test_quick_latency_and_analyzer_rows_parse(quick_run):
     assert number(ours["ratio vs (a)"]) == pytest.approx(
         number(ours["wall time"]) / number(duckdb["wall time"]), rel=0.05, abs=0.02
     )
+
+
+def test_quick_analyzer_methods_rows_state_their_ratio_and_verdict(quick_run):
+    out, _ = quick_run
+    tables = read_tables((out / "analyzer_methods.md").read_text())
+    sections = {
+        "Regression adjustment: 3 metrics x 5 covariates": ("(1) splitlab", "(a) DuckDB"),
+        "Quantile metrics: median, p90, p99 of latency": ("(2) splitlab", "(b) DuckDB"),
+        'Clustered mean: session rows, cluster="user" (diagnostic, no budget)': (
+            "(3) splitlab", "(c) DuckDB",
+        ),
+    }  # fmt: skip
+    for title, (ours_label, baseline_label) in sections.items():
+        rows = tables[title][0]
+        baseline = next(r for r in rows if r["route"].startswith(baseline_label))
+        assert number(baseline["ratio vs DuckDB"]) == 1.0
+        ours = next(r for r in rows if r["route"].startswith(ours_label))
+        assert number(ours["ratio vs DuckDB"]) == pytest.approx(
+            number(ours["wall time"]) / number(baseline["wall time"]), rel=0.05, abs=0.02
+        )
+        verdicts = ("—",) if title.startswith("Clustered") else ("PASS", "FAIL")
+        assert ours["budget"].split()[0] in verdicts
 
 
 def test_quick_allocator_rows_lose_no_reward_and_state_their_ratio(quick_run):

@@ -79,6 +79,7 @@ class Suite:
 SUITES: tuple[Suite, ...] = (
     Suite("ab_summary", "speed", "splitlab.bench.ab_summary"),
     Suite("analyzer", "speed", "splitlab.bench.analyzer"),
+    Suite("analyzer_methods", "speed", "splitlab.bench.analyzer_methods"),
     Suite("bandits_latency", "speed", "splitlab.bench.bandits_latency"),
     Suite("allocator", "speed", "splitlab.bench.allocator"),
     Suite("thompson", "speed", "splitlab.bench.thompson"),
