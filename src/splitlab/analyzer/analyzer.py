@@ -527,6 +527,7 @@ class Analyzer:
         if method == "aipw":
             return self._aipw(resolved, relative, correction, correction_scope, alpha, options)
         moment_metrics = [m for m in resolved if m.kind != "quantile"]
+        quantile_metrics = [m for m in resolved if m.kind == "quantile"]
         if strata is None:
             statistics = self._statistics(moment_metrics, segment_columns)
         else:
@@ -538,13 +539,18 @@ class Analyzer:
             )
         srm = self._srm_table(statistics).set_index("experiment")
 
+        quantiles = (
+            self._quantile_statistics(quantile_metrics, segment_columns)
+            if quantile_metrics and method != "gst"
+            else {}
+        )
         frames = []
         for metric in resolved:
             if method == "gst":
                 frames.append(self._group_sequential(metric, relative, alpha, options))
                 continue
             if metric.kind == "quantile":
-                table = self._quantile_statistics(metric, segment_columns)
+                table = quantiles[metric.name]
                 test = _quantile_test if strata is None else _quantile_not_stratified
             elif strata is not None:
                 table, test = stratified, _stratified_test
@@ -666,26 +672,34 @@ class Analyzer:
         pairs.attrs["labels"] = [values_of[group] for group in comparison_group]
         return pairs
 
-    def _quantile_statistics(self, metric: Metric, segments: Sequence[str]) -> pd.DataFrame:
-        """The quantile summaries of a quantile metric per (experiment, segment, variant),
-        reduced in the engine (:func:`~splitlab.analyzer.quantiles.quantile_statistics`)."""
-        from splitlab.analyzer.quantiles import quantile_statistics
+    def _quantile_statistics(
+        self, metrics: list[Metric], segments: Sequence[str]
+    ) -> dict[str, pd.DataFrame]:
+        """The quantile summaries of quantile metrics per (experiment, segment, variant),
+        reduced in the engine (:func:`~splitlab.analyzer.quantiles.quantile_tables`): the
+        levels of one column share its passes."""
+        from splitlab.analyzer.quantiles import quantile_tables
 
-        parts = []
+        by_column: dict[str, list[Metric]] = {}
+        for metric in metrics:
+            by_column.setdefault(metric.y, []).append(metric)
+        parts: dict[str, list[pd.DataFrame]] = {metric.name: [] for metric in metrics}
         for column in [None, *segments]:
             keys = ["__e", "__v", *(["__b0"] if column else [])]
-            frame = self._quantile_frame(metric, column)
-            table = quantile_statistics(
-                frame, keys=keys, value="__q", nu=metric.quantile,  # type: ignore[arg-type]
-                cluster="__k" if self.cluster else None,
-            )  # fmt: skip
-            table = table.rename(columns={"__e": EXPERIMENT, "__v": VARIANT})
-            labels = table.pop("__b0") if column else None
-            table.insert(1, "segment", ALL_UNITS if column is None else [
-                f"{column}={value}" for value in labels  # type: ignore[union-attr]
-            ])  # fmt: skip
-            parts.append(table)
-        return pd.concat(parts, ignore_index=True)
+            for shared in by_column.values():
+                frame = self._quantile_frame(shared[0], column)
+                tables = quantile_tables(
+                    frame, keys=keys, value="__q", nus=[m.quantile for m in shared],
+                    cluster="__k" if self.cluster else None,
+                )  # fmt: skip
+                for metric, table in zip(shared, tables, strict=True):
+                    table = table.rename(columns={"__e": EXPERIMENT, "__v": VARIANT})
+                    labels = table.pop("__b0") if column else None
+                    table.insert(1, "segment", ALL_UNITS if column is None else [
+                        f"{column}={value}" for value in labels  # type: ignore[union-attr]
+                    ])  # fmt: skip
+                    parts[metric.name].append(table)
+        return {name: pd.concat(tables, ignore_index=True) for name, tables in parts.items()}
 
     def _quantile_frame(self, metric: Metric, segment: str | None) -> nw.LazyFrame:
         """The rows whose values a quantile metric ranks: the metric column (summed per

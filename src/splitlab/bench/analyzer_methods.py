@@ -289,15 +289,13 @@ def route_analyze(path: Path, metrics: Callable[[], list], **options):
 def _engine_passes(analyzer, metrics: list) -> tuple[object, dict[str, object]]:
     """What ``analyze`` asks the engine for: the statistics table of the moment metrics (a
     count per group when there are none: the SRM check's) and, per quantile metric, its
-    quantile summaries (``quantile_statistics``: a count pass, then the quantile and its
-    bounds)."""
+    quantile summaries (``quantile_tables``: on DuckDB one group-by per column whose list
+    ``quantile_cont`` gives every level of its metrics)."""
     moments = [metric for metric in metrics if metric.kind != "quantile"]
     statistics = analyzer._statistics(moments, [])
-    quantiles = {
-        metric.name: analyzer._quantile_statistics(metric, [])
-        for metric in metrics
-        if metric.kind == "quantile"
-    }
+    quantiles = analyzer._quantile_statistics(
+        [metric for metric in metrics if metric.kind == "quantile"], []
+    )
     return statistics, quantiles
 
 
@@ -319,7 +317,7 @@ def post_aggregation(path: Path, metrics: Callable[[], list], **options) -> Call
     analyzer = Analyzer(str(path), **options)
     statistics, quantiles = _engine_passes(analyzer, as_metrics(metrics()))
     analyzer._statistics = lambda *_, **__: statistics.copy()
-    analyzer._quantile_statistics = lambda metric, *_: quantiles[metric.name].copy()
+    analyzer._quantile_statistics = lambda *_: {name: t.copy() for name, t in quantiles.items()}
     return lambda: analyzer.analyze(metrics())
 
 
