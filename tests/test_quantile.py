@@ -810,3 +810,28 @@ def test_coverage_event_level_clustered(distribution, nu):
     naive = _coverage(quantile_test(*iid), truth)
     assert abs(coverage - 0.95) < TOLERANCE, coverage
     assert naive < 0.95 - 3 * TOLERANCE, naive
+
+
+def test_duckdb_computes_every_level_of_a_column_in_one_list_quantile(monkeypatch):
+    """On DuckDB the median, p90 and p99 of a column come from one list ``quantile_cont``
+    (one sort per group), equal to numpy; the per-level narwhals path is not used."""
+    from splitlab.analyzer import quantiles
+
+    def refuse(*_, **__):
+        raise AssertionError("the per-level path ran on a DuckDB relation")
+
+    monkeypatch.setattr(quantiles, "_generic_bounds", refuse)
+    rng = np.random.default_rng(8)
+    data = pd.DataFrame({"arm": np.repeat(["a", "b"], 3000), "y": rng.lognormal(size=6000)})
+    frame = nw.from_native(duckdb.from_df(data))
+    levels = [0.5, 0.9, 0.99]
+    tables = quantiles.quantile_tables(frame, keys=["arm"], value="y", nus=levels)
+    for level, table in zip(levels, tables, strict=True):
+        expected = data.groupby("arm")["y"].quantile(level).to_numpy()
+        np.testing.assert_allclose(table["quantile"], expected, rtol=1e-12, atol=0)
+        for bound, column in (("lower_level", "lower"), ("upper_level", "upper")):
+            by_numpy = [
+                np.quantile(data.loc[data["arm"] == arm, "y"], at)
+                for arm, at in zip(table["arm"], table[bound], strict=True)
+            ]
+            np.testing.assert_allclose(table[column], by_numpy, rtol=1e-12, atol=0)
