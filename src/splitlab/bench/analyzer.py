@@ -117,12 +117,17 @@ def make_chunk(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
     }
 
 
-def ensure_data(rows: int, seed: int, directory: Path) -> Path:
-    """Write the seeded file once (chunk by chunk, so generation memory stays flat)."""
+def ensure_data(
+    rows: int, seed: int, directory: Path, *, make=None, path: Path | None = None
+) -> Path:
+    """Write the seeded file once (chunk by chunk, so generation memory stays flat):
+    ``make(rng, rows)`` gives a chunk's columns (default :func:`make_chunk`), ``path`` the
+    file (default :func:`data_path`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = data_path(rows, seed, directory)
+    make = make or make_chunk
+    path = path or data_path(rows, seed, directory)
     if path.exists():
         return path
     directory.mkdir(parents=True, exist_ok=True)
@@ -133,7 +138,7 @@ def ensure_data(rows: int, seed: int, directory: Path) -> Path:
         writer = None
         for index, offset in enumerate(range(0, rows, CHUNK_ROWS)):
             rng = np.random.default_rng([seed, index])
-            chunk = make_chunk(rng, min(CHUNK_ROWS, rows - offset))
+            chunk = make(rng, min(CHUNK_ROWS, rows - offset))
             table = pa.table(chunk)
             if writer is None:
                 writer = pq.ParquetWriter(temporary, table.schema)

@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -143,19 +142,12 @@ def session_chunk(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
 
 
 def ensure_data(kind: str, rows: int, seed: int, directory: Path) -> Path:
-    """The cached file of ``kind`` ("units" or "sessions"), written once: the benchmark's
-    own :func:`splitlab.bench.analyzer.ensure_data` (chunked, atomic, same Parquet layout)
-    run with this suite's generator and file name in place of its module globals
-    ``make_chunk`` and ``data_path`` (a copy of the function; the module is not touched)."""
+    """The cached file of ``kind`` ("units" or "sessions"), written once by
+    :func:`splitlab.bench.analyzer.ensure_data` (chunked, atomic, same Parquet layout) with
+    this suite's generator and file name."""
     make = {"units": unit_chunk, "sessions": session_chunk}[kind]
-
-    def path(rows: int, seed: int, directory: Path) -> Path:
-        return directory / f"analyzer-methods-{kind}-v{DATA_VERSION}-rows{rows}-seed{seed}.parquet"
-
-    function = base.ensure_data
-    namespace = {**function.__globals__, "make_chunk": make, "data_path": path}
-    writer = types.FunctionType(function.__code__, namespace, function.__name__)
-    return writer(rows, seed, directory)
+    path = directory / f"analyzer-methods-{kind}-v{DATA_VERSION}-rows{rows}-seed{seed}.parquet"
+    return base.ensure_data(rows, seed, directory, make=make, path=path)
 
 
 # --------------------------------------------------------------------------- routes
