@@ -254,6 +254,16 @@ def test_cuped_without_covariate_variance_falls_back_to_the_unadjusted_test():
     assert "unadjusted" in result.note
 
 
+def test_a_bad_row_keeps_its_cuped_note_text():
+    """A row without a result blanks its numbers, not its note (it read 'nan')."""
+    n = np.array([1.0, 100.0])
+    control = JointMoments(n, [1.0, 1.0], [1.0, 1.0], [2.0, 2.0], [0.0, 0.0], [0.0, 0.0])
+    with pytest.warns(DegenerateDataWarning):
+        result = cuped_test(control, control)
+    assert list(result.note) == ["var(x) is zero: unadjusted test"] * 2
+    assert np.isnan(result.theta[0]) and result.error[0] == "n < 2 in control"
+
+
 def test_one_bad_row_does_not_fail_the_batch():
     control = Moments(n=[100, 1, 50, 100], mean=[1.0, 1.0, 2.0, 0.0], var=[1.0, 1.0, 0.0, 1.0])
     treatment = Moments(n=[120, 80, 50, 100], mean=[1.2, 1.1, 2.0, 0.1], var=[1.5, 1.0, 0.0, 1.0])

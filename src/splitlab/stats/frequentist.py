@@ -185,7 +185,12 @@ def finish(
     blanked = [effect, se, statistic, p_value, ci_low, ci_high]
     if df_array is not None:
         blanked.append(df_array)
-    blanked.extend(v for v in extra.values() if isinstance(v, np.ndarray) and v.shape == shape)
+    # numbers of a bad row are blanked; text (a note) is kept
+    blanked.extend(
+        v
+        for v in extra.values()
+        if isinstance(v, np.ndarray) and v.shape == shape and v.dtype.kind == "f"
+    )
     errors.blank(*blanked)
     return result_type(
         effect=effect,
