@@ -281,6 +281,13 @@ def test_report_shows_quantile_and_stratified_rows(units, tmp_path):
     assert "quantile 0.9" in html and "no timeline" in html
     html = analyzer.report(tmp_path / "s.html", ["revenue"], strata="country").read_text()
     assert "<th>strata</th><td><code>&quot;country&quot;" in html
+    lacking = frame[~((frame["country"] == "FR") & (frame["variant"] == "b"))]
+    html = (
+        sl.Analyzer(lacking, date="day")
+        .report(tmp_path / "m.html", ["revenue"], strata="country")
+        .read_text()
+    )
+    assert "stratum &#x27;FR&#x27; merged into the largest stratum" in html
 
 
 def test_clustered_metrics_are_post_stratified_as_ratios_of_cluster_sums(units):

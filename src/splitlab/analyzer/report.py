@@ -165,6 +165,14 @@ def _write_atomically(target: Path, text: str) -> None:
         raise
 
 
+def _error_or_note(row: pd.Series) -> str:
+    """Why a row has no result, or else what its method noted (a merged stratum)."""
+    note = row.get("note")
+    if row["error"] or not isinstance(note, str):
+        return str(row["error"])
+    return note
+
+
 def _reason(error: OSError) -> str:
     return error.strerror or " ".join(str(error).split())
 
@@ -383,7 +391,7 @@ def _results_section(results: pd.DataFrame, mismatched: set) -> str:
         headers += ["P(variant better)", "Risk control", "Risk variant"]
     else:
         headers += ["p-value"] + (["Adjusted p"] if adjusted else [])
-    headers += ["Decision", "Error"]
+    headers += ["Decision", "Error / note"]
     rows = []
     for _, row in _experiment_major(results).iterrows():
         experiment = _e(row["experiment"])
@@ -416,7 +424,7 @@ def _results_section(results: pd.DataFrame, mismatched: set) -> str:
             f'<tr class="{css}">'
             + "".join(f"<td>{cell}</td>" for cell in cells)
             + "".join(f'<td class="num">{cell}</td>' for cell in numbers)
-            + f'<td class="decision">{_e(decision)}</td><td>{_e(row["error"])}</td></tr>'
+            + f'<td class="decision">{_e(decision)}</td><td>{_e(_error_or_note(row))}</td></tr>'
         )
     scale = "relative (lift over the control mean)" if relative else "absolute (variant − control)"
     method = parameters.get("method", "ttest")
