@@ -542,7 +542,7 @@ def test_a_hostile_column_name_that_is_absent_is_named(option, value, hostile, c
     }  # fmt: skip
     arguments[option] = value
     flat = [path, *(text for pair in arguments.items() for text in pair)]
-    named = "--metric/--proportion/--ratio" if option == "--metric" else option
+    named = "--metric/--proportion/--ratio/--quantile" if option == "--metric" else option
     assert repr(value) in assert_one_error_line(capsys, flat, named)
     plain = frame.rename(columns={v: k for k, v in HOSTILE.items()})
     good = [path, "--experiment-col", HOSTILE["experiment"], "--variant-col", HOSTILE["variant"]]
