@@ -386,6 +386,70 @@ class Analyzer:
         table.attrs.update(self._provenance("srm", {"weights": self.weights}, statistics))
         return table
 
+    def quality(self, metrics: object = None, covariates: object = None) -> pd.DataFrame:
+        """Data-quality checks, each a group-by run in the engine (only summaries return).
+
+        One row per (check, experiment[, variant][, column][, day]) with ``check``,
+        ``experiment``, ``variant`` (a non-control arm, compared with its control),
+        ``metric`` (the column checked), ``day``, ``value``, ``control_value``,
+        ``threshold``, ``p_value``, ``flag`` and ``detail`` (a sentence with the numbers).
+        The checks, at α = 0.001 per test:
+
+        - ``multiple_exposure`` (needs ``unit``): units seen in more than one variant,
+          flagged when any exists;
+        - ``missing_values``: share of units without a value (null or NaN) of each metric
+          column per variant against its control, flagged when an exact test of equal
+          shares gives p < α;
+        - ``daily_exposure`` (needs ``date``): each exposure day's split against the
+          planned one (chi-square), flagged when p < α / days, or when an arm got no
+          exposures on a day whose traffic makes that improbable (below α / days);
+        - ``extreme_values``: share of units above the experiment's pooled 99.9th
+          percentile of each metric column (not proportions), per variant against its
+          control, flagged when an exact test gives p < α;
+        - ``covariate_balance``: standardized mean difference and Welch p-value of each
+          covariate (the metrics' CUPED covariates, or ``covariates``), flagged when
+          |SMD| > 0.1 or p < α;
+        - ``srm``: the sample-ratio check of :meth:`srm`.
+
+        ``metrics`` as in :meth:`analyze` (None: no per-metric checks); ``covariates`` a
+        column or a list of columns, None for the metrics' covariates.
+
+        >>> import pandas as pd
+        >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 50,
+        ...                      "revenue": [1.0, 2.0, 0.0, 2.5] * 25})
+        >>> table = Analyzer(data).quality(["revenue"])
+        >>> list(table["check"].unique()), bool(table["flag"].any())
+        (['multiple_exposure', 'missing_values', 'daily_exposure', 'extreme_values', 'srm'], False)
+        """
+        resolved = self._resolve_metrics(metrics, None) if metrics is not None else []
+        if covariates is None:
+            columns = list(dict.fromkeys(c for m in resolved for c in m.covariates))
+        else:
+            columns = [covariates] if isinstance(covariates, str) else covariates
+            if not isinstance(columns, (list, tuple)):
+                raise InvalidArgumentError(
+                    "covariates", f"must be a column name or a list of them, got {covariates!r}"
+                )
+            for column in columns:
+                self._require_column("covariates", column, numeric=True)
+        statistics = self._statistics([], ())
+        table = self._quality_table(resolved, list(columns), self._srm_table(statistics))
+        parameters = {"metrics": [vars(m) for m in resolved], "covariates": list(columns)}
+        table.attrs.update(self._provenance("quality", parameters, statistics))
+        return table
+
+    def _quality_table(
+        self, metrics: list[Metric], covariates: list[str], srm: pd.DataFrame
+    ) -> pd.DataFrame:
+        from splitlab.analyzer.quality import quality_checks
+
+        return quality_checks(
+            self.source.frame, experiment=self.experiment, variant=self.variant,
+            is_control=lambda e, label: _same_label(label, self._control_label(e)),
+            srm=srm, weights_for=self._weights_for, metrics=metrics, covariates=covariates,
+            unit=self.unit, date=self.date,
+        )  # fmt: skip
+
     def summary(self, metrics: object, segments: Sequence[str] | str | None = None) -> pd.DataFrame:
         """Per-group descriptive statistics: one row per (experiment, segment, variant,
         metric) with ``n``, ``mean``, ``var`` (sample variance of the unit values; p(1 − p)
@@ -458,6 +522,7 @@ class Analyzer:
         alpha: float = 0.05,
         method_options: Mapping[str, Any] | None = None,
         strata: str | None = None,
+        quality: bool = False,
     ) -> pd.DataFrame:
         """One row per (experiment, segment, metric, variant ≠ control).
 
@@ -502,7 +567,19 @@ class Analyzer:
         :mod:`splitlab.ope.adaptive`); options ``{"weights": "stable_var" | "two_point",
         "floor_decay": 0.7}`` and the log's column names. Rows with a null reward are
         dropped (counted in ``excluded``); there is no SRM check.
+
+        ``quality=True`` also runs the data-quality checks of :meth:`quality` on the
+        metrics and their covariates and stores the flagged checks in
+        ``results.attrs["quality"]`` (a list of dicts: check, experiment, variant,
+        metric, day, value, p_value, detail; empty when nothing is flagged). It is off by
+        default because the checks are extra engine passes that cost more than the
+        analysis itself (measured on 10⁶ rows with DuckDB: 1.5 to 3 times the analysis's
+        time added, 4 to 5 times with ``unit`` and ``date``); :meth:`readout` and
+        :meth:`report` always run them.
         """
+        quality = check_bool("quality", quality)
+        if quality and method == "aipw":
+            raise InvalidArgumentError("quality", "checks are not available with method='aipw'")
         method = check_choice("method", method, METHODS)
         options = _method_options(method, method_options)
         alpha = check_alpha(alpha)
@@ -579,6 +656,12 @@ class Analyzer:
             "metrics": [vars(m) for m in resolved],
         }
         results.attrs.update(self._provenance("analyze", parameters, statistics))
+        if quality:
+            from splitlab.analyzer.quality import summary
+
+            covariates = list(dict.fromkeys(c for m in resolved for c in m.covariates))
+            checks = self._quality_table(resolved, covariates, srm.reset_index())
+            results.attrs["quality"] = summary(checks)
         bad = results["error"] != ""
         if bad.any():
             warnings.warn(
@@ -937,7 +1020,9 @@ class Analyzer:
         ``analyze_options``, :meth:`srm`, and — when a ``date`` column is known — each
         metric's cumulative :meth:`timeline` (periods of ``freq``) with the same
         ``method``, ``relative``, ``cuped``, ``alpha``, ``method_options`` and ``strata`` (a metric
-        whose timeline cannot be computed gets the reason instead).
+        whose timeline cannot be computed gets the reason instead), and the data-quality
+        table of :meth:`quality` (its flagged checks also in ``results.attrs["quality"]``;
+        None with method "aipw").
 
         >>> import pandas as pd
         >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 50,
@@ -946,8 +1031,17 @@ class Analyzer:
         >>> len(readout.results), readout.control_of("e1"), readout.mismatched
         (1, 'control', set())
         """
-        results = self.analyze(metrics, **analyze_options)
+        # the quality table is computed once here, not again inside analyze
+        results = self.analyze(metrics, **{**analyze_options, "quality": False})
         srm = self.srm()
+        quality = None
+        if analyze_options.get("method") != "aipw":
+            from splitlab.analyzer.quality import summary
+
+            checked = self._resolve_metrics(metrics, analyze_options.get("cuped"))
+            covariates = list(dict.fromkeys(c for m in checked for c in m.covariates))
+            quality = self._quality_table(checked, covariates, srm)
+            results.attrs["quality"] = summary(quality)
         timelines: dict[str, pd.DataFrame | str] = {}
         if self.date is not None:
             shared = {
@@ -967,7 +1061,7 @@ class Analyzer:
                 except SplitlabError as exc:
                     timelines[metric.name] = str(exc)
         controls = {e: self._control_label(e) for e in dict.fromkeys(results["experiment"])}
-        return Readout(results, srm, timelines, controls)
+        return Readout(results, srm, timelines, controls, quality)
 
     def report(
         self, path, metrics: object, *, title: str | None = None, freq: str = "D", **options: Any

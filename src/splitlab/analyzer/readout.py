@@ -33,13 +33,15 @@ class Readout:
     ``results`` is :meth:`Analyzer.analyze`'s table (its ``attrs`` hold the provenance),
     ``srm`` is :meth:`Analyzer.srm`'s, ``timelines`` maps a metric name to its cumulative
     timeline (or to the reason there is none), ``controls`` maps an experiment to its
-    control label.
+    control label, ``quality`` is :meth:`Analyzer.quality`'s table of data-quality checks
+    (None when they were not run).
     """
 
     results: pd.DataFrame
     srm: pd.DataFrame
     timelines: Mapping[str, pd.DataFrame | str] = field(default_factory=dict)
     controls: Mapping[Any, Any] = field(default_factory=dict)
+    quality: pd.DataFrame | None = None
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -52,6 +54,13 @@ class Readout:
         if not len(self.srm):
             return set()
         return set(self.srm.loc[self.srm["mismatch"].astype(bool), "experiment"])
+
+    @property
+    def flagged(self) -> pd.DataFrame | None:
+        """The data-quality checks that flag a problem (None without a quality table)."""
+        if self.quality is None:
+            return None
+        return self.quality[self.quality["flag"].astype(bool)]
 
     def control_of(self, experiment: object) -> object:
         """The control label of ``experiment`` (None if the readout does not know it)."""

@@ -81,6 +81,10 @@ tr.win td { background: #e6f4ea; }
 tr.loss td { background: #fdecea; }
 tr.guardrail td { background: #f6cfcd; font-weight: 600; }
 tr.error td { color: #6b6b6b; font-style: italic; }
+tr.flagged td { background: #fdecea; }
+td.flag { font-weight: 600; }
+.warning { border-left: 5px solid #b26a00; background: #fff4e0; color: #4a2c00;
+           padding: 0.6rem 0.9rem; margin: 0.6rem 0; }
 td.decision { font-weight: 600; }
 .alert { border-left: 5px solid #c62828; background: #fdecea; color: #5c1010;
          padding: 0.6rem 0.9rem; margin: 0.6rem 0; }
@@ -270,6 +274,7 @@ def _document(readout: Readout, title: str) -> str:
         _header(results, title),
         _summary(results, srm, mismatched),
         _srm_section(readout),
+        *([_quality_section(readout.quality)] if readout.quality is not None else []),
         _results_section(results, mismatched),
         _forest_section(results, mismatched),
     ]
@@ -367,6 +372,106 @@ def _srm_section(readout: Readout) -> str:
         else:
             parts.append(f'<div class="ok">Split as planned — {verdict}.</div>')
         parts.append(_table(["Variant", "Units", "Observed share", "Planned share"], rows))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+QUALITY_CHECKS = {
+    "multiple_exposure": (
+        "Units exposed to more than one variant",
+        "Units whose rows carry more than one variant (needs the unit column); any is flagged.",
+        "share",
+    ),
+    "missing_values": (
+        "Missing metric values",
+        "Share of units without a value of each metric column, per variant against its "
+        "control; flagged when an exact test of equal shares gives p < {alpha:g}.",
+        "share",
+    ),
+    "daily_exposure": (
+        "Exposures per day",
+        "Each exposure day's split against the planned one (chi-square); flagged when p is "
+        "below {alpha:g} divided by the number of days, or when an arm got no exposures on a "
+        "day whose traffic makes that improbable.",
+        "count",
+    ),
+    "extreme_values": (
+        "Extreme values",
+        "Share of units above the experiment's pooled {quantile:.1%} quantile of each metric "
+        "column, per variant against its control; flagged when an exact test gives "
+        "p < {alpha:g}.",
+        "share",
+    ),
+    "covariate_balance": (
+        "Pre-period covariate balance",
+        "Standardized mean difference of each covariate between a variant and its control "
+        "(the value) and Welch's t-test; flagged when |SMD| > {smd:g} or p < {alpha:g}.",
+        "number",
+    ),
+    "srm": (
+        "Sample-ratio mismatch",
+        "Chi-square statistic of the unit counts against the planned split (the value); "
+        "flagged when p < {srm:g}.",
+        "number",
+    ),
+}
+
+
+def _quality_section(quality: pd.DataFrame) -> str:
+    from splitlab.analyzer.quality import EXTREME_QUANTILE, QUALITY_ALPHA, SMD_LIMIT
+
+    constants = {
+        "alpha": QUALITY_ALPHA, "quantile": EXTREME_QUANTILE, "smd": SMD_LIMIT,
+        "srm": SRM_ALPHA,
+    }  # fmt: skip
+    flagged = quality[quality["flag"].astype(bool)]
+    parts = [
+        "<section><h2>Data quality</h2>",
+        '<p class="note">Checks of the logged data, each computed in the engine that holds '
+        "it. A flag means the data, not the treatment, may be behind a result.</p>",
+    ]
+    if len(flagged):
+        names = ", ".join(
+            _e(QUALITY_CHECKS.get(check, (check,))[0]) for check in dict.fromkeys(flagged["check"])
+        )
+        parts.append(
+            f'<div class="warning"><strong>{len(flagged)} of {len(quality)} data-quality '
+            f"check(s) flagged:</strong> {names}. See the rows marked below.</div>"
+        )
+    else:
+        parts.append(f'<div class="ok">All {len(quality)} data-quality check(s) passed.</div>')
+    headers = ["Experiment", "Variant", "Column", "Day", "Value", "Control", "Threshold"]
+    headers += ["p-value", "Flag", "Detail"]
+    for check in dict.fromkeys(quality["check"]):
+        title, definition, kind = QUALITY_CHECKS.get(check, (check, "", "number"))
+        rows = []
+        for _, row in _experiment_major(quality[quality["check"] == check]).iterrows():
+            format_value = {"share": lambda v: _percent(v, signed=False), "count": _count}.get(
+                kind, _number
+            )
+            flag = bool(row["flag"])
+            cells = [
+                _e(row["experiment"]),
+                "—" if row["variant"] is None else _e(row["variant"]),
+                "—" if row["metric"] is None else _e(row["metric"]),
+                "—" if pd.isna(row["day"]) else f"{pd.Timestamp(row['day']):%Y-%m-%d}",
+            ]
+            numbers = [
+                format_value(row["value"]),
+                format_value(row["control_value"]),
+                _number(row["threshold"], 3),
+                _p_value(row["p_value"]),
+            ]
+            rows.append(
+                f'<tr class="{"flagged" if flag else ""}">'
+                + "".join(f"<td>{cell}</td>" for cell in cells)
+                + "".join(f'<td class="num">{cell}</td>' for cell in numbers)
+                + f'<td class="flag">{"flagged" if flag else "ok"}</td>'
+                + f"<td>{_e(row['detail'])}</td></tr>"
+            )
+        parts.append(f"<h3>{_e(title)}</h3>")
+        parts.append(f'<p class="note">{_e(definition.format(**constants))}</p>')
+        parts.append(_table(headers, rows))
     parts.append("</section>")
     return "".join(parts)
 
