@@ -553,3 +553,27 @@ def test_analyze_new_flags_work_with_sequential_and_bayesian_methods(
 def test_analyze_bad_method_specs_exit_2_naming_the_flag(method_files, capsys, arguments, named):
     assert main(["analyze", str(method_files["parquet"]), *arguments]) == 2
     assert named in _single_error_line(capsys)
+
+
+# ---------------------------------------------------------------------- mlflow
+
+
+def test_analyze_mlflow_logs_the_run_read_back_with_mlflows_client(demo_dir, tmp_path, capsys):
+    from splitlab.tracking import tracking_client
+
+    store = tmp_path / "mlruns"
+    arguments = ["analyze", str(demo_dir), "--metric", "revenue", "--format", "json"]
+    assert main([*arguments, "--mlflow", str(store)]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    run_id = captured.err.strip().splitlines()[-1].removeprefix("mlflow run: ")
+    run = tracking_client(store).get_run(run_id)
+    for row in rows:
+        name = f"effect.{row['experiment']}.revenue.{row['variant']}"
+        assert run.data.metrics[name] == pytest.approx(row["effect"], rel=1e-12)
+    report = tmp_path / "r.html"
+    html = ["analyze", str(demo_dir), "--metric", "revenue", "--format", "html", "--out"]
+    assert main([*html, str(report), "--mlflow", str(store)]) == 0
+    run_id = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("mlflow run: ")
+    artifacts = [a.path for a in tracking_client(store).list_artifacts(run_id, "report")]
+    assert artifacts == ["report/r.html"]

@@ -639,12 +639,16 @@ def _analyze(arguments: argparse.Namespace) -> int:
                 cluster=arguments.cluster,
             )
             if arguments.format == "html":
+                from splitlab.analyzer.report import write_report
+
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", DegenerateDataWarning)
-                    written = analyzer.report(out, metrics, title=arguments.title, **options)
+                    readout = analyzer.readout(metrics, **options)
+                    written = write_report(readout, out, title=arguments.title)
                 degenerate = [w for w in caught if issubclass(w.category, DegenerateDataWarning)]
                 _report_warnings(w for w in caught if w not in degenerate)
                 print(f"report: {written}")
+                _track(arguments, readout.results, report=written)
                 for warning in degenerate[:1]:
                     print(f"splitlab: no result: {_one_line(warning.message)}", file=sys.stderr)
                 return EXIT_NO_RESULT if degenerate else EXIT_OK
@@ -673,10 +677,21 @@ def _analyze(arguments: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         _write_text(out, text)
+    _track(arguments, results)
     missing = _no_result_lines(results)
     for line in missing:
         print(line, file=sys.stderr)
     return EXIT_NO_RESULT if missing else EXIT_OK
+
+
+def _track(arguments: argparse.Namespace, results: pd.DataFrame, report=None) -> None:
+    """With --mlflow, log the analysis (and its report) as an MLflow run."""
+    if arguments.mlflow is None:
+        return
+    from splitlab.tracking import log_analysis
+
+    run = log_analysis(results, report=report, tracking_uri=arguments.mlflow or None)
+    print(f"mlflow run: {run}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------- power
@@ -854,6 +869,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--format", choices=("table", "json", "csv", "html"), default="table")
     analyze.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     analyze.add_argument("--title", help="report title (--format html)")
+    analyze.add_argument(
+        "--mlflow", nargs="?", const="", metavar="TRACKING_URI",
+        help="log the analysis (parameters, effects, provenance, results and report) as an "
+        "MLflow run: to TRACKING_URI, else $MLFLOW_TRACKING_URI, else ./mlruns "
+        "(needs splitlab[mlflow])",
+    )  # fmt: skip
     analyze.set_defaults(handler=_analyze, metrics=None)
 
     plan = commands.add_parser(
