@@ -653,6 +653,7 @@ class Analyzer:
             "alpha": alpha,
             "method_options": options,
             "strata": strata,
+            "quality": quality,
             "metrics": [vars(m) for m in resolved],
         }
         results.attrs.update(self._provenance("analyze", parameters, statistics))
