@@ -527,6 +527,22 @@ class Allocator:
         with self._lock:
             self._refresh(self._clock())
 
+    def edit_policy(self, edit: Callable[[Policy], None]) -> None:
+        """Run ``edit(policy)`` under the allocator's lock (no choose or update interleaves
+        with it), then serve the edited statistics at once: for a drift guard that resets
+        an arm's statistics to the prior (:class:`~splitlab.allocator.drift.DriftGuard`).
+
+        >>> from splitlab.bandits import ThompsonSampling
+        >>> alloc = Allocator(["a", "b"], policy=ThompsonSampling(), seed=0)
+        >>> alloc.edit_policy(lambda policy: setattr(policy, "discount", 0.99))
+        >>> alloc.policy.discount
+        0.99
+        """
+        with self._lock:
+            edit(self.policy)
+            self.policy.synchronize()
+            self._refresh(self._clock())
+
     def set_weights(self, weights: Sequence[float]) -> None:
         """Ramp a :class:`~splitlab.bandits.FixedSplit`: serve new weights from now on
         (a new period starts). Units move only toward the arms that grew."""

@@ -261,9 +261,8 @@ class DriftGuard:
         indices = range(len(allocator.arms)) if arms is None else [
             allocator.arms.index(label) for label in arms
         ]  # fmt: skip
-        # the allocator's lock: its update must not interleave with the swap of arrays
-        with allocator._lock:
-            policy = allocator.policy
+
+        def reset(policy) -> None:
             state = policy.state()
             fresh = type(policy)(**state["hyperparameters"])
             fresh.resize(state["n_arms"], state["n_features"])
@@ -275,7 +274,9 @@ class DriftGuard:
             restored = type(policy).from_state({**state, "arrays": arrays})
             for name, value in restored.arrays.items():
                 policy.arrays[name] = value
-            policy.synchronize()
+
+        # under the allocator's lock: no update interleaves with the swap of arrays
+        allocator.edit_policy(reset)
 
     def _switch_to_discounting(self) -> None:
         policy = self.allocator.policy
