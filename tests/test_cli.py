@@ -577,3 +577,68 @@ def test_analyze_mlflow_logs_the_run_read_back_with_mlflows_client(demo_dir, tmp
     run_id = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("mlflow run: ")
     artifacts = [a.path for a in tracking_client(store).list_artifacts(run_id, "report")]
     assert artifacts == ["report/r.html"]
+
+
+# ---------------------------------------------------------------------- rollout
+
+
+def _saved_rollout(directory, latency_harm: float) -> object:
+    from splitlab.rollout import Guardrail, Rollout
+
+    rollout = Rollout(
+        guardrails=[Guardrail("latency_ms", higher_is_better=False)],
+        stages=(0.1, 0.5, 1.0), min_units=50, salt="cli", clock=lambda: 0.0,
+    )  # fmt: skip
+    rng = np.random.default_rng(4)
+    for unit in range(4000):
+        chosen = rollout.choose(unit)
+        harm = latency_harm if chosen.arm == "treatment" else 0.0
+        rollout.record(chosen, {"latency_ms": rng.normal(100.0 + harm, 10.0)})
+    path = directory / "rollout.json"
+    rollout.save(path)
+    return path
+
+
+def test_rollout_status_is_the_saved_rollouts_status(tmp_path, capsys):
+    from splitlab.rollout import Rollout
+
+    path = _saved_rollout(tmp_path, latency_harm=0.0)
+    assert main(["rollout", "status", str(path), "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    expected = Rollout.load(path).status()
+    assert status["stage"] == expected["stage"] and status["weights"] == expected["weights"]
+    found = status["guardrails"]["latency_ms"]
+    assert found["p_value"] == pytest.approx(expected["guardrails"]["latency_ms"]["p_value"])
+    assert main(["rollout", "status", str(path)]) == 0
+    assert "stage 0.1 (1 of 3)" in capsys.readouterr().out
+
+
+def test_rollout_check_takes_and_saves_the_decision_the_api_takes(tmp_path, capsys):
+    import shutil
+
+    from splitlab.rollout import Rollout
+    from splitlab.tracking import tracking_client
+
+    path = _saved_rollout(tmp_path, latency_harm=5.0)
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for file in tmp_path.glob("rollout.json*"):
+        shutil.copy(file, twin / file.name)
+    expected = Rollout.load(twin / "rollout.json").check()
+    store = tmp_path / "mlruns"
+    assert main(["rollout", "check", str(path), "--format", "json", "--mlflow", str(store)]) == 0
+    captured = capsys.readouterr()
+    decision = json.loads(captured.out)
+    assert decision["action"] == expected.action == "rollback"
+    assert decision["reason"] == expected.reason
+    assert Rollout.load(path).weights == [1.0, 0.0]  # the decision was saved
+    assert Rollout.load(path).decisions()["action"].tolist() == ["rollback"]
+    run_id = captured.err.strip().splitlines()[-1].removeprefix("mlflow run: ")
+    assert tracking_client(store).get_run(run_id).data.params["action"] == "rollback"
+
+
+def test_rollout_cli_refuses_a_file_that_is_no_rollout(tmp_path, capsys):
+    path = tmp_path / "junk.json"
+    path.write_text("{}")
+    assert main(["rollout", "status", str(path)]) == 2
+    assert "STATE" in _single_error_line(capsys)

@@ -694,6 +694,83 @@ def _track(arguments: argparse.Namespace, results: pd.DataFrame, report=None) ->
     print(f"mlflow run: {run}", file=sys.stderr)
 
 
+# ---------------------------------------------------------------------- rollout
+
+
+def _plain(value: Any) -> Any:
+    """A status or decision as JSON-ready values (NaN and infinities as None)."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return _json_value(value)
+
+
+def _guardrail_lines(guardrails: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, found in guardrails.items():
+        if found.get("effect") is None:
+            lines.append(f"  {name}: not tested yet ({found.get('n_treatment', 0)} new-arm units)")
+            continue
+        harmed = "HARMED" if found.get("harmed") else "not harmed"
+        low, high = (
+            _bound(found.get(side), fill) for side, fill in (("ci_low", "-inf"), ("ci_high", "inf"))
+        )
+        lines.append(
+            f"  {name}: effect {found['effect']:.4g}, always-valid interval [{low}, {high}], "
+            f"p {found['p_value']:.3g}: {harmed}"
+        )
+    return lines
+
+
+def _bound(value: object, open_end: str) -> str:
+    """An interval end; a one-sided interval's open end (None) as -inf or inf."""
+    return open_end if value is None else f"{value:.4g}"
+
+
+def _rollout(arguments: argparse.Namespace) -> int:
+    from splitlab.rollout import Rollout
+
+    try:
+        rollout = Rollout.load(arguments.state)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError("STATE", exc.problem) from exc
+    if arguments.action == "status":
+        status = _plain(rollout.status())
+        if arguments.format == "json":
+            sys.stdout.write(_dump_json(status) + "\n")
+            return EXIT_OK
+        weights = ", ".join(f"{w:g}" for w in status["weights"])
+        lines = [
+            f"stage {status['stage']:g} ({status['stage_index'] + 1} of "
+            f"{len(status['stages'])}), weights [{weights}]"
+            + (f", {status['finished']}" if status["finished"] else ""),
+            "exposures this stage: "
+            + ", ".join(f"{arm} {n}" for arm, n in status["exposures"].items()),
+            *_guardrail_lines(status["guardrails"]),
+            f"sequential SRM p-value {status['srm_p_value']:.3g}",
+        ]
+        last = status["last_decision"]
+        if last:
+            lines.append(f"last decision: {last['action']}: {last['reason']}")
+        sys.stdout.write("\n".join(lines) + "\n")
+        return EXIT_OK
+    decision = rollout.check()
+    rollout.save(arguments.state)
+    record = _plain(decision.to_dict())
+    if arguments.format == "json":
+        sys.stdout.write(_dump_json(record) + "\n")
+    else:
+        lines = [f"{record['action']}: {record['reason']}", *_guardrail_lines(record["guardrails"])]
+        sys.stdout.write("\n".join(lines) + "\n")
+    if arguments.mlflow is not None:
+        from splitlab.tracking import log_rollout_check
+
+        run = log_rollout_check(record, tracking_uri=arguments.mlflow or None)
+        print(f"mlflow run: {run}", file=sys.stderr)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- power
 
 
@@ -897,6 +974,25 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--test", choices=("z", "t"), default="z")
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.set_defaults(handler=_power)
+
+    rollout = commands.add_parser(
+        "rollout",
+        help="the state and the next decision of a saved safe rollout (splitlab.Rollout)",
+        description="status: where a saved rollout stands (stage, weights, exposures, every "
+        "guardrail's always-valid interval, sequential SRM, last decision). check: take the "
+        "next decision (advance, hold, rollback or complete) on the saved statistics, log it "
+        "to the rollout's decision log and save the state; the serving process saves the "
+        "state it records into (Rollout.save).",
+    )
+    rollout.add_argument("action", choices=("status", "check"))
+    rollout.add_argument("state", metavar="STATE", help="the file written by Rollout.save")
+    rollout.add_argument("--format", choices=("text", "json"), default="text")
+    rollout.add_argument(
+        "--mlflow", nargs="?", const="", metavar="TRACKING_URI",
+        help="check: log the decision as an MLflow run (TRACKING_URI, else "
+        "$MLFLOW_TRACKING_URI, else ./mlruns; needs splitlab[mlflow])",
+    )  # fmt: skip
+    rollout.set_defaults(handler=_rollout)
 
     add_bench_parser(commands).set_defaults(handler=run_bench)
     return parser

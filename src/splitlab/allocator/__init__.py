@@ -21,6 +21,7 @@ import os  # noqa: F401
 
 from splitlab.allocator.allocator import Allocator, Decision
 from splitlab.allocator.assignment import BoundedStore, StickyStore
+from splitlab.allocator.drift import DriftAlarm, DriftGuard
 from splitlab.allocator.log import DecisionLogOverflowWarning
 from splitlab.allocator.pending import PendingDecision
 from splitlab.allocator.persistence import SNAPSHOT_FORMAT
@@ -33,6 +34,8 @@ __all__ = [
     "BoundedStore",
     "Decision",
     "DecisionLogOverflowWarning",
+    "DriftAlarm",
+    "DriftGuard",
     "PendingDecision",
     "StickyStore",
 ]

@@ -20,9 +20,12 @@ from splitlab.sequential.msprt import msprt, msprt_from_estimate, msprt_tau2
 from splitlab.sequential.srm import SequentialSRMResult, sequential_srm
 
 if TYPE_CHECKING:
+    from splitlab.sequential.changepoint import EDetector, GaussianCUSUM, detect_changes
     from splitlab.sequential.group import GroupSequentialDesign, GroupSequentialResult
 
 __all__ = [
+    "EDetector",
+    "GaussianCUSUM",
     "GroupSequentialDesign",
     "GroupSequentialResult",
     "SequentialMonitor",
@@ -30,6 +33,7 @@ __all__ = [
     "SequentialSRMResult",
     "confidence_sequence",
     "confidence_sequence_from_estimate",
+    "detect_changes",
     "e_bh",
     "msprt",
     "msprt_from_estimate",
@@ -38,5 +42,9 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = _lazy_exports(
-    __name__, {"splitlab.sequential.group": ("GroupSequentialDesign", "GroupSequentialResult")}
+    __name__,
+    {
+        "splitlab.sequential.changepoint": ("EDetector", "GaussianCUSUM", "detect_changes"),
+        "splitlab.sequential.group": ("GroupSequentialDesign", "GroupSequentialResult"),
+    },
 )
