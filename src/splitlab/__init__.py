@@ -23,6 +23,7 @@ from splitlab import errors
 if TYPE_CHECKING:
     from splitlab.allocator import Allocator, Decision
     from splitlab.analyzer import Analyzer, Metric
+    from splitlab.rollout import Guardrail, Rollout
     from splitlab.sequential import (
         GroupSequentialDesign,
         SequentialMonitor,
@@ -55,12 +56,14 @@ __all__ = [
     "Decision",
     "EffectResult",
     "GroupSequentialDesign",
+    "Guardrail",
     "JointMoments",
     "Metric",
     "Moments",
     "PoststratifiedResult",
     "QuantileSummary",
     "RegressionResult",
+    "Rollout",
     "SRMResult",
     "SampleSizeResult",
     "SequentialMonitor",
@@ -120,6 +123,7 @@ def _lazy_exports(
 _EXPORTS = {
     "splitlab.allocator": ("Allocator", "Decision"),
     "splitlab.analyzer": ("Analyzer", "Metric"),
+    "splitlab.rollout": ("Guardrail", "Rollout"),
     "splitlab.sequential": (
         "GroupSequentialDesign",
         "SequentialMonitor",
@@ -148,10 +152,12 @@ _SUBMODULES = (
     "bench",
     "hashing",
     "ope",
+    "rollout",
     "sequential",
     "simulate",
     "sources",
     "stats",
+    "tracking",
 )
 _getattr, _dir = _lazy_exports(__name__, _EXPORTS, _SUBMODULES)
 

@@ -1,6 +1,6 @@
 """Experiment tracking: log analyses, rollout checks and benchmark runs to MLflow.
 
-Each function creates one MLflow run (through :class:`mlflow.tracking.MlflowClient`, so the
+Each function creates one MLflow run (through ``mlflow.tracking.MlflowClient``, so the
 caller's active run and global tracking URI are left alone), logs parameters, tags, metrics
 and artifacts, ends the run and returns its id. Nothing here imports mlflow until a function
 is called: ``import splitlab`` stays light. Install it with ``pip install "splitlab[mlflow]"``
@@ -124,7 +124,7 @@ def resolve_tracking_uri(tracking_uri: str | os.PathLike[str] | None = None) -> 
 
 
 def tracking_client(tracking_uri: str | os.PathLike[str] | None = None) -> Any:
-    """An :class:`mlflow.tracking.MlflowClient` of the store these functions log to
+    """An ``mlflow.tracking.MlflowClient`` of the store these functions log to
     (:func:`resolve_tracking_uri`), opened with MLflow 3's file-store opt-in when it is a file
     store and ``MLFLOW_ALLOW_FILE_STORE`` is unset, so that runs can be read back.
 
@@ -339,7 +339,7 @@ def log_benchmark(
     ----------
     results_file : str or path
         A Markdown results file written by ``splitlab bench`` or a ``benchmarks/`` script,
-        with its provenance block (:mod:`splitlab.bench.provenance`).
+        with its provenance block (``splitlab.bench.provenance``).
     tracking_uri, experiment, run_name, tags
         As in :func:`log_analysis`; ``run_name`` defaults to ``"bench <file stem>"``.
 

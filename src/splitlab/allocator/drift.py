@@ -12,7 +12,7 @@ one for the pooled stream — and when a detector alarms, the guard
   discount``, the same exponential forgetting as ``ThompsonSampling(discount=...)``),
   so that old rewards fade from then on;
 
-and logs the alarm (:attr:`DriftGuard.alarms`, and a warning on the
+and logs the alarm (``DriftGuard.alarms``, and a warning on the
 ``splitlab.allocator.drift`` logger). The alarmed detector then starts again (after its
 warm-up). The false-alarm guarantee is the detector's, per arm: under no change in an
 arm's reward mean, that arm's alarms are on average at least the detector's ARL rewards

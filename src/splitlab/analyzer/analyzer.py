@@ -389,7 +389,7 @@ class Analyzer:
     def quality(self, metrics: object = None, covariates: object = None) -> pd.DataFrame:
         """Data-quality checks, each a group-by run in the engine (only summaries return).
 
-        One row per (check, experiment[, variant][, column][, day]) with ``check``,
+        One row per (check, experiment and, where they apply, variant, column, day) with ``check``,
         ``experiment``, ``variant`` (a non-control arm, compared with its control),
         ``metric`` (the column checked), ``day``, ``value``, ``control_value``,
         ``threshold``, ``p_value``, ``flag`` and ``detail`` (a sentence with the numbers).

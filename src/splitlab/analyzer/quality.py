@@ -2,11 +2,11 @@
 
 Each check is a narwhals group-by run by the engine that holds the rows (DuckDB, polars,
 Spark); only a few summary rows per (experiment, variant[, day]) come back, and the tests
-run on them in numpy. The table has one row per (check, experiment[, variant][, column]
-[, day]) with the columns of :data:`COLUMNS`:
+run on them in numpy. The table has one row per (check, experiment and, where they apply,
+variant, column and day) with the columns of ``COLUMNS``:
 
 ``check``
-    one of :data:`CHECKS`;
+    one of ``CHECKS``;
 ``experiment``, ``variant``, ``metric``, ``day``
     what the row is about (``variant`` a non-control arm compared with its control,
     ``metric`` the column checked — a metric's column or a covariate —, ``day`` the
@@ -18,7 +18,7 @@ run on them in numpy. The table has one row per (check, experiment[, variant][, 
 ``flag``
     whether the row shows a problem; ``detail`` says so in a sentence with the numbers.
 
-The checks (``α`` is :data:`QUALITY_ALPHA` = 0.001 per test unless said otherwise):
+The checks (``α`` is ``QUALITY_ALPHA`` = 0.001 per test unless said otherwise):
 
 ``multiple_exposure`` (needs ``unit``)
     units whose rows carry more than one variant of an experiment; ``value`` is their share
@@ -40,14 +40,14 @@ The checks (``α`` is :data:`QUALITY_ALPHA` = 0.001 per test unless said otherwi
     chance of that under the planned split, (1 − share)^exposures, is below the threshold.
 ``extreme_values``
     per metric column (not proportions), the share of units above the experiment's pooled
-    99.9th percentile (:data:`EXTREME_QUANTILE`, linear interpolation, computed in the
+    99.9th percentile (``EXTREME_QUANTILE``, linear interpolation, computed in the
     engine over every arm) in a variant and its control, compared by the same exact test at
     α. A real effect on a heavy tail moves this share too: a flag says to look at the
     outliers before trusting the mean.
 ``covariate_balance``
     per pre-period covariate, the standardized mean difference
     (x̄_variant − x̄_control) / sqrt((s²_variant + s²_control) / 2) (``value``) and Welch's
-    t-test p-value; flagged when |SMD| > :data:`SMD_LIMIT` (0.1, the usual rule) or p < α.
+    t-test p-value; flagged when |SMD| > ``SMD_LIMIT`` (0.1, the usual rule) or p < α.
     Randomization balances covariates in expectation; an imbalance means the assignment
     or the pre-period join is broken.
 ``srm``

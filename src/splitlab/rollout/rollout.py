@@ -310,9 +310,13 @@ class Rollout:
         first :meth:`save` on, decisions before it are kept in memory and written then.
     clock : function returning the time in seconds (default ``time.time``).
 
+    Notes
+    -----
     The decision rule, why it is valid across stages and what a crash loses are in the
     module docstring (:mod:`splitlab.rollout.rollout`).
 
+    Examples
+    --------
     >>> rollout = Rollout(stages=(0.1, 1.0), salt="exp-7", clock=lambda: 0.0)
     >>> rollout.weights, rollout.stage
     ([0.9, 0.1], 0.1)

@@ -37,7 +37,7 @@ Two detectors, one interface (``update``, ``update_many``, ``alarm``, ``statisti
     Two-sided CUSUMs run one statistic per direction; their ARL is set from
     1/ARL = 1/ARL₊ + 1/ARL₋ (Siegmund) or from h = ln(2·ARL) (Lorden, union bound).
 
-Both detectors count observations from their last :meth:`reset`; ``update_many`` stops at
+Both detectors count observations from their last ``reset()``; ``update_many`` stops at
 the first alarm (values after it are not consumed), exactly like a loop of ``update``.
 :func:`detect_changes` runs a detector over a whole series, restarting after each alarm.
 """
@@ -129,7 +129,7 @@ class _Detector:
         """Add observations in order until the first alarm: its index in ``xs``, or −1.
 
         Values after the alarm are not consumed (call again with ``xs[index + 1:]``,
-        after :meth:`reset` if a new run is wanted)."""
+        after ``reset()`` if a new run is wanted)."""
         values = np.ascontiguousarray(as_float_array("xs", xs)).reshape(-1)
         if np.ndim(xs) > 1:
             raise InvalidArgumentError("xs", f"must be one-dimensional, got shape {np.shape(xs)}")
@@ -158,7 +158,7 @@ class _Detector:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]):
-        """A detector restored from :meth:`state`."""
+        """A detector restored from ``state()``."""
         if (
             not isinstance(state, dict)
             or state.get("version") != STATE_VERSION
@@ -342,7 +342,7 @@ class GaussianCUSUM(_Detector):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> GaussianCUSUM:
-        """A detector restored from :meth:`state`.
+        """A detector restored from ``state()``.
 
         >>> cusum = GaussianCUSUM(0.0, 0.5, arl=500, alternative="two-sided")
         >>> _ = cusum.update_many([0.3, -0.2, 1.1])
@@ -617,7 +617,7 @@ class EDetector(_Detector):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> EDetector:
-        """A detector restored from :meth:`state`.
+        """A detector restored from ``state()``.
 
         >>> detector = EDetector(0.0, 0.5, sigma=1.0, alternative="two-sided")
         >>> _ = detector.update_many([0.4, 1.2, -0.3])
