@@ -448,3 +448,17 @@ def test_a_harmless_change_is_rarely_rolled_back_heavy():
     outcomes = [simulate(seed, batches=12)[0] for seed in range(runs)]
     rate = np.mean([d.action == "rollback" for d in outcomes])
     assert rate <= ALPHA + 0.001 + binomial_slack(ALPHA, runs)
+
+
+def test_decisions_frame_shows_the_open_end_of_a_one_sided_interval_as_infinite():
+    import math
+
+    rollout = Rollout(
+        guardrails=[Guardrail("latency_ms", higher_is_better=False)],
+        stages=(0.5, 1.0), salt="s", clock=lambda: 0.0,
+    )  # fmt: skip
+    rollout.record_moments("control", {"latency_ms": Moments(100, 100.0, 400.0)})
+    rollout.record_moments("treatment", {"latency_ms": Moments(100, 101.0, 400.0)})
+    decision = rollout.check()
+    assert decision.guardrails["latency_ms"]["ci_high"] == math.inf
+    assert rollout.decisions()["latency_ms.ci_high"][0] == math.inf

@@ -319,3 +319,13 @@ def test_metric_values_round_trip_exactly(store, mlflow, monkeypatch):
     run_id = log_rollout_check({"action": "hold", **values}, tracking_uri=store)
     metrics = _client(mlflow, store, monkeypatch).get_run(run_id).data.metrics
     assert {k: metrics[k] for k in values} == values
+
+
+def test_a_rollout_decision_tags_the_stage_it_leaves_the_rollout_at(tmp_path):
+    from splitlab.rollout import Guardrail, Rollout
+
+    rollout = Rollout(guardrails=[Guardrail("conversion")], salt="t", clock=lambda: 0.0)
+    decision = rollout.check()
+    run = log_rollout_check(decision, tracking_uri=tmp_path / "mlruns")
+    tags = tracking_client(tmp_path / "mlruns").get_run(run).data.tags
+    assert float(tags["splitlab.rollout.stage"]) == decision.stage_after

@@ -304,9 +304,11 @@ def log_rollout_check(
         "splitlab.kind": "rollout",
         "splitlab.version": _splitlab_version(),
     }
-    for field in ("action", "stage"):
-        if data.get(field) is not None:
-            run_tags[f"splitlab.rollout.{field}"] = data[field]
+    # a RolloutDecision names the stage it leaves the rollout at stage_after
+    stage = data.get("stage", data.get("stage_after"))
+    for field, value in (("action", data.get("action")), ("stage", stage)):
+        if value is not None:
+            run_tags[f"splitlab.rollout.{field}"] = value
     if data.get("input_fingerprint") is not None:
         run_tags["splitlab.input_fingerprint"] = data["input_fingerprint"]
     report_path = _existing_file("report", report) if report is not None else None

@@ -289,6 +289,9 @@ class _Period:
         return period
 
 
+_OPEN_END = {"ci_low": -math.inf, "ci_high": math.inf}
+
+
 class Rollout:
     """A staged rollout of ``arms[1]`` against ``arms[0]`` that decides for itself.
 
@@ -862,7 +865,8 @@ class Rollout:
 
     def decisions(self) -> pd.DataFrame:
         """The decision log as a frame: one row per decision, a guardrail's statistics in
-        columns ``<metric>.effect``, ``<metric>.ci_low``, … (missing numbers NaN).
+        columns ``<metric>.effect``, ``<metric>.ci_low``, … (NaN where the guardrail was not
+        tested yet; the open end of a one-sided interval −inf or inf).
 
         >>> rollout = Rollout(guardrails=["conversion"], salt="e", clock=lambda: 0.0)
         >>> _ = rollout.check()
@@ -880,8 +884,11 @@ class Rollout:
                 for arm, count in record["exposures"].items():
                     row[f"exposures.{arm}"] = count
                 for metric, stats in record["guardrails"].items():
+                    tested = stats.get("effect") is not None
                     for key, value in stats.items():
-                        row[f"{metric}.{key}"] = np.nan if value is None else value
+                        if value is None:  # a tested one-sided interval's open end is ±inf
+                            value = _OPEN_END.get(key, np.nan) if tested else np.nan
+                        row[f"{metric}.{key}"] = value
                 rows.append(row)
         columns = [f.name for f in RolloutDecision.__dataclass_fields__.values()]
         columns = [c for c in columns if c not in ("guardrails", "exposures", "stages")]
