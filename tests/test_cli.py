@@ -642,3 +642,22 @@ def test_rollout_cli_refuses_a_file_that_is_no_rollout(tmp_path, capsys):
     path.write_text("{}")
     assert main(["rollout", "status", str(path)]) == 2
     assert "STATE" in _single_error_line(capsys)
+
+
+def test_analyze_quality_lists_the_flagged_checks(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame(
+        {
+            "experiment": "e1",
+            "variant": rng.choice(["control", "b"], 4000),
+            "revenue": rng.normal(10.0, 2.0, 4000),
+        }
+    )
+    frame.loc[(frame["variant"] == "b") & (rng.random(4000) < 0.2), "revenue"] = np.nan
+    path = tmp_path / "units.csv"
+    frame.to_csv(path, index=False)
+    assert main(["analyze", str(path), "--metric", "revenue", "--quality"]) == 0
+    flagged = Analyzer(frame).analyze(["revenue"], quality=True).attrs["quality"]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "quality" in line]
+    assert [check["check"] for check in flagged] == ["missing_values"]
+    assert lines == [f"splitlab: quality: {flagged[0]['detail']}"]

@@ -606,6 +606,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
         "correction_scope": arguments.correction_scope,
         "segments": arguments.segment or None,
         "strata": arguments.strata,
+        "quality": arguments.quality,
         "alpha": arguments.alpha,
         "method_options": {
             name: value
@@ -678,6 +679,8 @@ def _analyze(arguments: argparse.Namespace) -> int:
     else:
         _write_text(out, text)
     _track(arguments, results)
+    for check in results.attrs.get("quality", []):
+        print(f"splitlab: quality: {check['detail']}", file=sys.stderr)
     missing = _no_result_lines(results)
     for line in missing:
         print(line, file=sys.stderr)
@@ -946,6 +949,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--format", choices=("table", "json", "csv", "html"), default="table")
     analyze.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     analyze.add_argument("--title", help="report title (--format html)")
+    analyze.add_argument(
+        "--quality", action="store_true",
+        help="also run the data-quality checks (double exposure, missing values, daily split, "
+        "extreme values, covariate balance, SRM) and list the flagged ones on stderr "
+        "(an HTML report always has them)",
+    )  # fmt: skip
     analyze.add_argument(
         "--mlflow", nargs="?", const="", metavar="TRACKING_URI",
         help="log the analysis (parameters, effects, provenance, results and report) as an "
