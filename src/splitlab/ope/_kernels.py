@@ -8,7 +8,8 @@
   action) linear coefficients in one pass, without materializing the (n, K) matrix of q̂;
 - :func:`logistic_statistics`: the IRLS Hessian Σ μ(1 − μ) zzᵀ and gradient Σ (r − μ) z per
   (model, action) for every cross-fitting model at once;
-- :func:`aipw_scores`: leave-future-out AIPW scores of every arm (Hadad et al. 2021).
+- :func:`aipw_scores`: leave-future-out AIPW scores of every arm (Hadad et al. 2021);
+- :func:`invalid_probability_rows`, :func:`unsupported_mass`: fused checks of (n, K) matrices.
 """
 
 from __future__ import annotations
@@ -215,3 +216,33 @@ def aipw_scores(actions, rewards, probabilities, scores):
         sums[a] += rewards[t]
         counts[a] += 1.0
         total += rewards[t]
+
+
+@njit(cache=True, parallel=True)
+def invalid_probability_rows(matrix, tolerance, bad):
+    """bad[i] = row i has a NaN, inf or negative entry, or does not sum to 1 ± tolerance."""
+    n, k = matrix.shape
+    for i in prange(n):
+        total = 0.0
+        ok = True
+        for a in range(k):
+            value = matrix[i, a]
+            if not (math.isfinite(value) and value >= 0.0):
+                ok = False
+            total += value
+        bad[i] = not ok or abs(total - 1.0) > tolerance
+    return bad
+
+
+@njit(cache=True, parallel=True)
+def unsupported_mass(target, probabilities):
+    """mean over rows of Σₐ target[i, a] 1{probabilities[i, a] ≤ 0}."""
+    n, k = target.shape
+    total = 0.0
+    for i in prange(n):
+        row = 0.0
+        for a in range(k):
+            if probabilities[i, a] <= 0.0:
+                row += target[i, a]
+        total += row
+    return total / n if n > 0 else np.nan

@@ -45,11 +45,12 @@ from splitlab._validation import check_alpha, check_choice
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError
 from splitlab.ope import _kernels
 from splitlab.ope.logs import PROBABILITY_TOLERANCE, BanditLog, describe_rows, load_log
-from splitlab.ope.reward_model import KINDS, bounded_integer, cross_fitted_rewards
+from splitlab.ope.reward_model import KINDS, bounded_integer, cross_fitted_model
 
 __all__ = [
     "ESTIMATORS",
     "PoorOverlapWarning",
+    "RewardModelWarning",
     "evaluate",
     "replay",
     "target_probabilities",
@@ -63,11 +64,24 @@ CI_METHODS = ("normal", "bootstrap")
 # be trusted; 1% is our default alarm, overridable per call.
 MIN_ESS_FRACTION = 0.01
 MAX_BOOTSTRAP = 100_000  # bootstrap resamples (n_boot)
+# A reward model is flagged as worse than the constant mean when its held-out MSE exceeds
+# the mean's by more than this many standard errors of the paired difference (one-sided,
+# ~2.3% false alarms for a model exactly as good as the mean).
+WORSE_Z = 2.0
+# ... and only from this many rows on, where the normal approximation of that one-sided test
+# is usable (on a handful of rows, every regression loses to the mean).
+WORSE_MIN_ROWS = 50
 
 
 class PoorOverlapWarning(DegenerateDataWarning):
     """The target policy puts mass where the logging policy rarely or never acted: the
     effective sample size is small or some target mass is unsupported."""
+
+
+class RewardModelWarning(DegenerateDataWarning):
+    """The reward model behind DM / DR looks broken: a model-based estimate lies outside
+    the range of the logged rewards, or the model predicts held-out rewards worse than
+    their constant mean."""
 
 
 # ---------------------------------------------------------------------------- target
@@ -118,8 +132,9 @@ def target_probabilities(target: object, log: BanditLog) -> np.ndarray:
             "target",
             f"gives probabilities for {matrix.shape[1]} actions but the log has {expected}",
         )
-    bad = ~np.all(np.isfinite(matrix) & (matrix >= 0.0), axis=1)
-    bad |= np.abs(matrix.sum(axis=1) - 1.0) > PROBABILITY_TOLERANCE
+    bad = _kernels.invalid_probability_rows(
+        np.ascontiguousarray(matrix), PROBABILITY_TOLERANCE, np.empty(n, dtype=np.bool_)
+    )
     if bad.any():
         raise InvalidArgumentError(
             "target",
@@ -168,11 +183,11 @@ def _one_hot(actions: np.ndarray, log: BanditLog) -> np.ndarray:
 # ---------------------------------------------------------------------------- pieces
 
 
-def _pseudo_outcomes(log, target, q, estimators, clip, switch_threshold):
+def _pseudo_outcomes(log, target, predicted, estimators, clip, switch_threshold):
     """Basis columns (n, M) and, per estimator, (A columns, B column, C column): the
     estimate is Σ mean(A columns) + mean(B)/mean(C), with -1 for an absent ratio. Shared
     pieces (w·r, w, q̂_π, w·(r − q̂)) are stored once, so that the bootstrap resamples as
-    few columns as possible."""
+    few columns as possible. ``predicted`` is (q̂_π(xᵢ), q̂(xᵢ, aᵢ)) or None."""
     n = log.n
     rows = np.arange(n)
     weight = target[rows, log.actions] / log.propensities
@@ -187,9 +202,9 @@ def _pseudo_outcomes(log, target, q, estimators, clip, switch_threshold):
 
     parts: dict[str, tuple[tuple[int, ...], int, int]] = {}
     thresholds: dict[str, float] = {}
-    if q is not None:
-        q_target = np.einsum("ij,ij->i", target, q)
-        residual = log.rewards - q[rows, log.actions]
+    if predicted is not None:
+        q_target, q_logged = predicted
+        residual = log.rewards - q_logged
     for name in estimators:
         if name == "ips":
             if clip is None or clip >= weight.max():
@@ -288,7 +303,9 @@ def _diagnostics(log, target, weight):
         ess = weight.sum() ** 2 / np.sum(weight * weight) if np.any(weight > 0) else 0.0
     unsupported = np.nan
     if log.probabilities is not None:
-        unsupported = float(np.mean(np.sum(target * (log.probabilities <= 0.0), axis=1)))
+        unsupported = _kernels.unsupported_mass(
+            np.ascontiguousarray(target), np.ascontiguousarray(log.probabilities)
+        )
     return {
         "n": n,
         "excluded": log.excluded,
@@ -362,6 +379,7 @@ def evaluate(
     clip: float | None = None,
     switch_threshold: float | None = None,
     min_ess_fraction: float = MIN_ESS_FRACTION,
+    action_features: np.ndarray | None = None,
     **columns: Any,
 ) -> pd.DataFrame:
     """Estimate the value of ``target`` from a decision ``log``: one row per estimator.
@@ -373,7 +391,11 @@ def evaluate(
     (``n_boot`` Poisson resamples, ``seed``; at most 100,000, time O(n · n_boot)).
     ``reward_model``: "ridge" or "logistic" with penalty ``l2``, cross-fitted over ``folds``
     (2 to 100, assigned from ``seed``), or an (n, K) matrix of predictions q̂(xᵢ, a) from a
-    model fitted elsewhere. ``clip`` caps the IPS weights; ``switch_threshold`` is
+    model fitted elsewhere. ``action_features``: an optional (K, p) matrix of item features;
+    with it the "ridge" / "logistic" model is ONE shared model on the context, the action's
+    features and their interactions, φ(x, a) = (1, x, f_a, x ⊗ f_a) (see
+    :mod:`splitlab.ope.reward_model`), cross-fitted as above; without it, one model per
+    action. ``clip`` caps the IPS weights; ``switch_threshold`` is
     Switch-DR's τ (None: tuned by estimated MSE; the interval then ignores the tuning).
 
     Columns: estimator, estimate, se, ci_low, ci_high, then diagnostics shared by all rows —
@@ -382,6 +404,16 @@ def evaluate(
     on actions the logger could not take; needs the logged probabilities) — and the
     estimator's parameter (clip, τ). A :class:`PoorOverlapWarning` is raised when
     ess_fraction < ``min_ess_fraction`` or unsupported_mass > 0.
+
+    Reward-model diagnostics (when a model-based estimator is asked for): reward_model_mse,
+    the mean squared error of the cross-fitted (held-out) predictions q̂(xᵢ, aᵢ), and
+    mean_model_mse, that of the constant training mean on the same folds (for a given
+    matrix of predictions, both in-sample: the matrix vs the mean of all rewards); and per
+    row ``diagnostics``, a ";"-separated list of flags ("" when none):
+    "outside_reward_range" (a DM / DR-type estimate outside [min, max] of the logged
+    rewards) and "reward_model_worse_than_mean" (reward_model_mse > mean_model_mse by more
+    than 2 standard errors of the paired difference of squared errors, from 50 rows on).
+    Either flag raises a :class:`RewardModelWarning`.
 
     >>> rng = np.random.default_rng(1)
     >>> actions = rng.integers(2, size=4000)
@@ -415,16 +447,22 @@ def evaluate(
         )
     matrix = target_probabilities(target, bandit_log)
     n_actions = matrix.shape[1]
-    q = None
+    predicted, model_mse = None, None
+    rewards = bandit_log.rewards
     if not isinstance(reward_model, str):
         q = _given_rewards(reward_model, bandit_log, n_actions)
+        q_logged = q[np.arange(bandit_log.n), bandit_log.actions]
+        predicted = (np.einsum("ij,ij->i", matrix, q), q_logged)
+        model_mse = _mse_comparison(rewards, q_logged, np.full(bandit_log.n, rewards.mean()))
     elif any(name in MODEL_BASED for name in names):
-        q = cross_fitted_rewards(
-            bandit_log.contexts, bandit_log.actions, bandit_log.rewards, n_actions=n_actions,
-            kind=reward_model, l2=l2, folds=folds, seed=seed,
+        fit = cross_fitted_model(
+            bandit_log.contexts, bandit_log.actions, rewards, n_actions=n_actions,
+            kind=reward_model, l2=l2, folds=folds, seed=seed, action_features=action_features,
         )  # fmt: skip
+        predicted = fit.policy_predictions(bandit_log.contexts, bandit_log.actions, matrix)
+        model_mse = _mse_comparison(rewards, predicted[1], fit.centre[fit.fold])
     pseudo, parts, weight, thresholds = _pseudo_outcomes(
-        bandit_log, matrix, q, names, clip, switch_threshold
+        bandit_log, matrix, predicted, names, clip, switch_threshold
     )
     means = pseudo.mean(axis=0)
     closed = _closed_form(means, pseudo, parts, bandit_log.n)
@@ -445,8 +483,14 @@ def evaluate(
              "parameter": np.nan if parameter is None else parameter}
         )  # fmt: skip
     diagnostics = _diagnostics(bandit_log, matrix, weight)
-    table = pd.DataFrame([{**row, **diagnostics, "ci": ci} for row in rows])
+    flags = _reward_model_flags(rows, rewards, model_mse)
+    diagnostics["reward_model_mse"] = np.nan if model_mse is None else float(model_mse[0])
+    diagnostics["mean_model_mse"] = np.nan if model_mse is None else float(model_mse[1])
+    table = pd.DataFrame(
+        [{**row, **diagnostics, "ci": ci, "diagnostics": flags[row["estimator"]]} for row in rows]
+    )
     _warn_overlap(diagnostics, min_ess_fraction)
+    _warn_reward_model(table, rewards, diagnostics)
     table.attrs.update(
         _provenance(
             bandit_log,
@@ -462,6 +506,9 @@ def evaluate(
                 "folds": folds,
                 "clip": clip,
                 "switch_threshold": switch_threshold,
+                "action_features": None
+                if action_features is None
+                else list(np.shape(action_features)),
                 "target": _describe_target(target, matrix),
             },
         )
@@ -502,6 +549,51 @@ def _warn_overlap(diagnostics: dict[str, Any], min_ess_fraction: float) -> None:
         )
     if problems:
         warnings.warn("poor overlap: " + "; ".join(problems), PoorOverlapWarning, stacklevel=3)
+
+
+def _mse_comparison(rewards, predicted, baseline) -> tuple[float, float, bool]:
+    """(MSE of the model, MSE of the baseline, the model is worse): worse means the mean
+    paired difference of squared errors exceeds WORSE_Z of its standard errors, so that a
+    handful of rows does not flag a model for noise."""
+    difference = (rewards - predicted) ** 2 - (rewards - baseline) ** 2
+    n = difference.size
+    model = float(np.mean((rewards - predicted) ** 2))
+    mean = float(np.mean((rewards - baseline) ** 2))
+    se = float(np.std(difference, ddof=1)) / np.sqrt(n) if n > 1 else np.inf
+    worse = n >= WORSE_MIN_ROWS and model > mean and difference.mean() > WORSE_Z * se
+    return model, mean, bool(worse)
+
+
+def _reward_model_flags(rows, rewards, model_mse) -> dict[str, str]:
+    low, high = float(rewards.min()), float(rewards.max())
+    worse = model_mse is not None and model_mse[2]
+    flags = {}
+    for row in rows:
+        found = []
+        if row["estimator"] in MODEL_BASED:
+            if not low <= row["estimate"] <= high:
+                found.append("outside_reward_range")
+            if worse:
+                found.append("reward_model_worse_than_mean")
+        flags[row["estimator"]] = ";".join(found)
+    return flags
+
+
+def _warn_reward_model(table, rewards, diagnostics) -> None:
+    problems = []
+    outside = table.loc[table["diagnostics"].str.contains("outside_reward_range"), "estimator"]
+    if len(outside):
+        problems.append(
+            f"{', '.join(outside)} outside the logged reward range "
+            f"[{rewards.min():.4g}, {rewards.max():.4g}]"
+        )
+    if table["diagnostics"].str.contains("reward_model_worse_than_mean").any():
+        problems.append(
+            f"held-out MSE {diagnostics['reward_model_mse']:.4g} of the reward model exceeds "
+            f"{diagnostics['mean_model_mse']:.4g} of the constant mean"
+        )
+    if problems:
+        warnings.warn("reward model: " + "; ".join(problems), RewardModelWarning, stacklevel=3)
 
 
 def _describe_target(target: object, matrix: np.ndarray) -> dict[str, Any]:
