@@ -17,7 +17,7 @@ from splitlab.ope.estimators import (
     replay,
     target_probabilities,
 )
-from splitlab.ope.logs import BanditLog, load_log
+from splitlab.ope.logs import BanditLog, load_log, slate_target
 from splitlab.ope.reward_model import cross_fitted_rewards
 from splitlab.ope.sequential import confidence_sequence
 
@@ -33,5 +33,6 @@ __all__ = [
     "evaluate",
     "load_log",
     "replay",
+    "slate_target",
     "target_probabilities",
 ]

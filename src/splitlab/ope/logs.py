@@ -11,6 +11,31 @@ Rows whose reward is null (not joined yet) are **excluded** and counted in
 whether a reward arrived does not depend on the arm; pass ``missing_reward="raise"`` to
 refuse such logs instead.) Everything else that is wrong raises
 :class:`~splitlab.errors.InvalidArgumentError` naming the column and the offending rows.
+
+**Categorical context columns.** A context column whose type is not numeric (strings such
+as the Open Bandit Dataset's hex-string ``user_feature_*``), or one listed in
+``categorical=``, is one-hot encoded: one 0/1 feature per category, the categories
+*sorted* (so the features are the same on every call and every file holding the same
+categories), in place of the column, named ``{column}={category}`` in
+``description["feature_names"]``. The encoding is kept in ``BanditLog.encoding``
+(column → tuple of categories); pass it back as ``load_log(..., encoding=log.encoding)``
+to encode a second file with the same features. A category the encoding does not list
+gives an all-zero row for that column. A column may have at most :data:`MAX_CATEGORIES`
+categories; a null in a categorical column is an error, as in any context column.
+Numeric context columns pass through unchanged.
+
+**Slates.** With ``position=`` the log is a slate log, one row per (decision, slot), as
+the Open Bandit Dataset ships it: ``BanditLog.positions`` is the 0-based slot index of each
+row (the sorted distinct labels of the position column are ``BanditLog.position_labels``,
+so OBD's positions 1, 2, 3 become 0, 1, 2) and ``propensity`` is the probability of the
+row's action *at its slot*. A target policy gives one action distribution per slot; the
+target passed to :func:`~splitlab.ope.evaluate` is the per-row (n, K) matrix whose row i
+is the distribution at row i's slot, for instance :func:`slate_target` of Open Bandit
+Pipeline's ``action_dist`` of shape (n, K, n_positions). A table with one row per distinct
+context, of shape (n_contexts, K, n_positions), is first indexed by each row's context
+(``table[context_index]``, an (n, K, n_positions) array). The estimators then average over
+slot rows; Open Bandit Pipeline's slate value, the sum over positions of each position's
+value, is ``n_positions`` times that average when every decision fills every slot.
 """
 
 from __future__ import annotations
@@ -26,11 +51,13 @@ import numpy as np
 from splitlab._validation import check_choice
 from splitlab.errors import InvalidArgumentError
 
-__all__ = ["BanditLog", "load_log"]
+__all__ = ["MAX_CATEGORIES", "BanditLog", "load_log", "slate_target"]
 
 PROBABILITY_TOLERANCE = 1e-6
 MISSING_REWARD = ("drop", "raise")
 _SHOWN = 5
+#: most categories a categorical context column may have (each becomes one feature)
+MAX_CATEGORIES = 1000
 
 
 def describe_rows(mask: np.ndarray, ids: np.ndarray | None = None, values=None) -> str:
@@ -78,6 +105,9 @@ class BanditLog:
     excluded: int = 0
     description: dict[str, Any] = field(default_factory=dict)
     source_rows: np.ndarray | None = None
+    positions: np.ndarray | None = None
+    position_labels: tuple | None = None
+    encoding: dict[str, tuple] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -86,6 +116,15 @@ class BanditLog:
     @property
     def n_features(self) -> int:
         return int(self.contexts.shape[1])
+
+    @property
+    def n_positions(self) -> int:
+        """Slots per decision in a slate log (1 when the log has no positions)."""
+        if self.positions is None:
+            return 1
+        if self.position_labels is not None:
+            return len(self.position_labels)
+        return int(self.positions.max()) + 1 if self.positions.size else 0
 
     @property
     def n_source(self) -> int:
@@ -117,8 +156,10 @@ class BanditLog:
         n_actions: int | None = None,
         periods: object = None,
         missing_reward: str = "drop",
+        positions: object = None,
     ) -> BanditLog:
-        """Validate plain arrays (rows in decision order); NaN rewards count as missing."""
+        """Validate plain arrays (rows in decision order); NaN rewards count as missing.
+        ``positions`` are 0-based slot indices of a slate log (see the module docstring)."""
         rewards = _float_column("reward", rewards)
         n = rewards.size
         columns = {
@@ -145,6 +186,8 @@ class BanditLog:
             columns["probabilities"] = matrix
         if periods is not None:
             columns["period"] = _numeric_column("periods", periods, n)
+        if positions is not None:
+            columns["position"] = _slot_indices(_numeric_column("positions", positions, n))
         return _build(columns, n_actions, None, missing_reward, {"kind": "arrays"})
 
     def subset(self, rows: np.ndarray) -> BanditLog:
@@ -157,6 +200,7 @@ class BanditLog:
             contexts=self.contexts[rows],
             probabilities=None if self.probabilities is None else self.probabilities[rows],
             periods=None if self.periods is None else self.periods[rows],
+            positions=None if self.positions is None else self.positions[rows],
             source_rows=(np.arange(self.n) if self.source_rows is None else self.source_rows)[rows],
         )
 
@@ -168,6 +212,8 @@ class BanditLog:
         parts.append(self.contexts)
         if self.probabilities is not None:
             parts.append(self.probabilities)
+        if self.positions is not None:
+            parts.append(self.positions[:, None])
         for part in parts:
             values = np.asarray(part, dtype=np.float64)
             sums = np.concatenate([values.sum(axis=0), np.einsum("ij,ij->j", values, values)])
@@ -222,6 +268,9 @@ def load_log(
     arm: str | None = "arm",
     n_actions: int | None = None,
     missing_reward: str = "drop",
+    position: str | None = None,
+    categorical: str | Sequence[str] | None = "auto",
+    encoding: Mapping[str, Sequence] | None = None,
 ) -> BanditLog:
     """A :class:`BanditLog` from a frame, file, engine, mapping of arrays or BanditLog.
 
@@ -233,12 +282,32 @@ def load_log(
     matches nothing means the log has none. ``period``, ``timestamp`` and ``arm`` are used
     when present. Null rewards: see the module docstring.
 
+    ``position`` names the slot column of a slate log (one row per decision and slot; whole
+    numbers, no nulls). ``categorical="auto"`` one-hot encodes the context columns whose type
+    is not numeric; a list names the columns to encode (added to the context if ``context``
+    does not select them), whatever their type; None encodes nothing, and then a
+    non-numeric context column is an error. ``encoding`` is a previous log's
+    ``BanditLog.encoding``: its columns are encoded with its categories, and its entry for
+    the position column (if any) fixes the slot labels. See the module docstring.
+
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"action": [0, 1, 1, 0], "reward": [1.0, 0.0, None, 1.0],
     ...                       "propensity": 0.5, "x_0": [0.1, 0.2, 0.3, 0.4]})
     >>> log = load_log(frame, n_actions=2)
     >>> log.n, log.excluded, log.n_features
     (3, 1, 1)
+
+    A slate log with a string feature, read as the Open Bandit Dataset ships it:
+
+    >>> obd = pd.DataFrame({"item_id": [2, 0, 1, 2], "position": [1, 2, 1, 2],
+    ...                     "click": [0, 1, 1, 0], "propensity_score": 0.25,
+    ...                     "user_feature_0": ["b7", "a1", "b7", "c3"]})
+    >>> log = load_log(obd, action="item_id", reward="click", propensity="propensity_score",
+    ...                context=["user_feature_0"], position="position", n_actions=3)
+    >>> log.positions.tolist(), log.position_labels
+    ([0, 1, 0, 1], (1, 2))
+    >>> log.encoding["user_feature_0"], log.contexts.tolist()
+    (('a1', 'b7', 'c3'), [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     """
     missing_reward = check_choice("missing_reward", missing_reward, MISSING_REWARD)
     if isinstance(log, BanditLog):
@@ -264,6 +333,16 @@ def load_log(
         "propensity": require("propensity", propensity),
     }
     context_columns = _resolve_columns("context", context, schema, require)
+    encoding = _check_encoding(encoding)
+    if categorical is None or categorical == "auto":
+        listed: list[str] = []
+    elif isinstance(categorical, str):
+        listed = [require("categorical", categorical)]
+    else:
+        listed = [require("categorical", column) for column in categorical]
+    context_columns += [c for c in listed if c not in context_columns]
+    if position is not None:
+        wanted["position"] = require("position", position)
     probability_columns = _resolve_columns("probabilities", probabilities, schema, require)
     optional = {"period": period, "timestamp": timestamp, "arm": arm, "decision_id": "decision_id"}
     for key, column in optional.items():
@@ -276,6 +355,9 @@ def load_log(
     columns: dict[str, np.ndarray] = {}
     for key, column in wanted.items():
         series = frame[column]
+        if key == "position":
+            columns[key], labels = _positions(series, encoding.get(position))
+            continue
         if key in ("arm", "decision_id"):
             columns[key] = np.asarray(series.to_list(), dtype=object)
             continue
@@ -295,7 +377,41 @@ def load_log(
             columns["null_reward"] = nulls
         elif nulls.any():
             raise InvalidArgumentError(key, f"column {column!r} is null in {describe_rows(nulls)}")
-    for key, names in (("contexts", context_columns), ("probabilities", probability_columns)):
+    schema_types = {name: frame[name].dtype for name in context_columns}
+    encode = [
+        name
+        for name in context_columns
+        if name in listed
+        or name in encoding
+        or (categorical == "auto" and not _is_numeric(schema_types[name]))
+    ]
+    used: dict[str, tuple] = {}
+    feature_names: list[str] = []
+    blocks: list[np.ndarray] = []
+    for name in context_columns:
+        series = frame[name]
+        nulls = np.asarray(series.is_null().to_numpy(), dtype=bool)
+        if nulls.any():
+            raise InvalidArgumentError(
+                "context", f"column {name!r} is null in {describe_rows(nulls)}"
+            )
+        if name in encode:
+            block, used[name] = _one_hot(name, series, encoding.get(name))
+            feature_names += [f"{name}={category}" for category in used[name]]
+        else:
+            try:
+                block = np.asarray(series.to_numpy(), dtype=np.float64)[:, None]
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgumentError(
+                    "context",
+                    f"column {name!r} has type {series.dtype}, not numeric; encode it with "
+                    "categorical='auto' or categorical=[...]",
+                ) from exc
+            feature_names.append(name)
+        blocks.append(block)
+    if blocks:
+        columns["contexts"] = np.hstack(blocks)
+    for key, names in (("probabilities", probability_columns),):
         if names:
             matrix = np.empty((frame.shape[0], len(names)))
             for j, name in enumerate(names):
@@ -314,7 +430,167 @@ def load_log(
         "context": context_columns,
         "probabilities": probability_columns,
     }
-    return _build(columns, n_actions, columns.get("timestamp"), missing_reward, description)
+    description["feature_names"] = feature_names
+    log = _build(columns, n_actions, columns.get("timestamp"), missing_reward, description)
+    if position is not None:
+        used[position] = labels
+    return replace(log, position_labels=labels if position is not None else None, encoding=used)
+
+
+def _is_numeric(dtype) -> bool:
+    import narwhals as nw
+
+    return bool(dtype.is_numeric() or dtype == nw.Boolean)
+
+
+def _check_encoding(encoding) -> dict[str, tuple]:
+    if encoding is None:
+        return {}
+    if not isinstance(encoding, Mapping):
+        raise InvalidArgumentError(
+            "encoding", f"must map column -> categories, got {type(encoding).__name__}"
+        )
+    checked = {}
+    for column, categories in encoding.items():
+        if isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence):
+            raise InvalidArgumentError(
+                "encoding", f"the categories of {column!r} must be a sequence"
+            )
+        if len(set(categories)) != len(categories):
+            raise InvalidArgumentError("encoding", f"the categories of {column!r} repeat")
+        checked[str(column)] = tuple(categories)
+    return checked
+
+
+def _sorted_categories(argument: str, name: str, values: list) -> tuple:
+    distinct = set(values)
+    if len(distinct) > MAX_CATEGORIES:
+        raise InvalidArgumentError(
+            argument,
+            f"column {name!r} has {len(distinct)} categories, more than MAX_CATEGORIES "
+            f"({MAX_CATEGORIES}); bucket it or pass it as numeric",
+        )
+    try:
+        return tuple(sorted(distinct))
+    except TypeError as exc:
+        raise InvalidArgumentError(
+            argument, f"column {name!r} mixes values that cannot be sorted together"
+        ) from exc
+
+
+def _one_hot(name: str, series, categories: tuple | None) -> tuple[np.ndarray, tuple]:
+    """0/1 columns of ``series`` for the sorted categories (or the given ones; a value
+    they do not list gives a zero row)."""
+    import pandas as pd
+
+    values = series.to_list()
+    if categories is None:
+        argument = "categorical"
+        categories = _sorted_categories(argument, name, values)
+    elif len(categories) > MAX_CATEGORIES:
+        raise InvalidArgumentError(
+            "encoding", f"lists {len(categories)} categories for {name!r}, more than "
+            f"MAX_CATEGORIES ({MAX_CATEGORIES})",
+        )  # fmt: skip
+    codes = np.asarray(pd.Index(list(categories)).get_indexer(values), dtype=np.int64)
+    block = np.zeros((len(values), len(categories)))
+    seen = codes >= 0
+    block[np.flatnonzero(seen), codes[seen]] = 1.0
+    return block, tuple(categories)
+
+
+def _slot_indices(values: np.ndarray) -> np.ndarray:
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0)
+    if bad.any():
+        raise InvalidArgumentError(
+            "positions", f"must be slot indices 0, 1, …; not in {describe_rows(bad, None, values)}"
+        )
+    return values.astype(np.int64)
+
+
+def _positions(series, labels: tuple | None) -> tuple[np.ndarray, tuple]:
+    """0-based slot index of every row and the sorted slot labels."""
+    nulls = np.asarray(series.is_null().to_numpy(), dtype=bool)
+    if nulls.any():
+        raise InvalidArgumentError(
+            "position", f"column {series.name!r} is null in {describe_rows(nulls)}"
+        )
+    try:
+        values = np.asarray(series.to_numpy(), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            "position", f"column {series.name!r} must be numeric, but its type is {series.dtype}"
+        ) from exc
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        raise InvalidArgumentError(
+            "position", f"must be whole numbers; not in {describe_rows(bad, None, values)}"
+        )
+    values = values.astype(np.int64)
+    if labels is None:
+        labels = _sorted_categories("position", str(series.name), values.tolist())
+    indices = np.searchsorted(np.asarray(labels), values) if labels else np.zeros_like(values)
+    unknown = (indices >= len(labels)) | (
+        np.asarray(labels)[np.minimum(indices, len(labels) - 1)] != values
+    )
+    if unknown.any():
+        raise InvalidArgumentError(
+            "position",
+            f"labels outside the encoding's {list(labels)} in "
+            f"{describe_rows(unknown, None, values)}",
+        )
+    return indices.astype(np.int64), tuple(int(label) for label in labels)
+
+
+def slate_target(action_dist: object, positions: object) -> np.ndarray:
+    """Per-row target probabilities (n, K) from per-slot ones (n, K, n_positions).
+
+    ``action_dist`` is Open Bandit Pipeline's array: row i, slot p gives the target's
+    action distribution at slot p of row i's decision. ``positions`` is a slate
+    :class:`BanditLog` (then ``action_dist`` has one row per source row, in source order,
+    like any target array, and so has the result, ready for
+    :func:`~splitlab.ope.evaluate`) or an (n,) array of 0-based slot indices. Row i of the
+    result is ``action_dist[i, :, positions[i]]``.
+
+    >>> dist = np.zeros((2, 3, 2))
+    >>> dist[:, 0, 0] = 1.0  # slot 0: always action 0
+    >>> dist[:, 2, 1] = 1.0  # slot 1: always action 2
+    >>> slate_target(dist, [1, 0]).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    array = np.asarray(action_dist, dtype=np.float64)
+    if array.ndim != 3:
+        raise InvalidArgumentError(
+            "action_dist", f"must have shape (n, K, n_positions), got {array.shape}"
+        )
+    if isinstance(positions, BanditLog):
+        log = positions
+        if log.positions is None:
+            raise InvalidArgumentError(
+                "positions", "the log has no positions (load it with position=)"
+            )
+        if array.shape[0] != log.n_source:
+            raise InvalidArgumentError(
+                "action_dist",
+                f"needs one row per row of the log's source ({log.n_source}), got {array.shape[0]}",
+            )
+        slots = np.zeros(log.n_source, dtype=np.int64)  # rows without reward: any slot
+        rows = np.arange(log.n) if log.source_rows is None else log.source_rows
+        slots[rows] = log.positions
+    else:
+        slots = _slot_indices(_float_column("positions", positions))
+        if slots.size != array.shape[0]:
+            raise InvalidArgumentError(
+                "positions", f"must have one slot per row of action_dist ({array.shape[0]}), "
+                f"got {slots.size}",
+            )  # fmt: skip
+    if slots.size and slots.max() >= array.shape[2]:
+        bad = slots >= array.shape[2]
+        raise InvalidArgumentError(
+            "positions",
+            f"exceed action_dist's {array.shape[2]} slots in {describe_rows(bad, None, slots)}",
+        )
+    return array[np.arange(slots.size), :, slots]
 
 
 def _resolve_columns(argument, spec, schema, require) -> list[str]:
@@ -327,7 +603,8 @@ def _resolve_columns(argument, spec, schema, require) -> list[str]:
 
 def _from_mapping(data: Mapping, n_actions, missing_reward) -> BanditLog:
     unknown = sorted(
-        set(data) - {"action", "reward", "propensity", "contexts", "probabilities", "periods"}
+        set(data)
+        - {"action", "reward", "propensity", "contexts", "probabilities", "periods", "positions"}
     )
     if unknown:
         raise InvalidArgumentError("log", f"unknown keys {unknown} in the mapping of arrays")
@@ -337,7 +614,7 @@ def _from_mapping(data: Mapping, n_actions, missing_reward) -> BanditLog:
     return BanditLog.from_arrays(
         data["action"], data["reward"], data["propensity"], data.get("contexts"),
         data.get("probabilities"), n_actions=n_actions, periods=data.get("periods"),
-        missing_reward=missing_reward,
+        missing_reward=missing_reward, positions=data.get("positions"),
     )  # fmt: skip
 
 
@@ -429,6 +706,7 @@ def _build(columns, n_actions, timestamps, missing_reward, description) -> Bandi
             )
         periods = periods.astype(np.int64)
     arms = _arm_labels(columns.get("arm"), actions, n_actions, ids)
+    positions = columns.get("position")
     log = BanditLog(
         actions=actions,
         rewards=rewards,
@@ -439,6 +717,7 @@ def _build(columns, n_actions, timestamps, missing_reward, description) -> Bandi
         periods=periods,
         arms=arms,
         description=description,
+        positions=positions,
     )
     # rows are reported above by their position in the source; decision order from here on
     order = np.arange(n) if timestamps is None else np.argsort(timestamps, kind="stable")
