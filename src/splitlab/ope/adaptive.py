@@ -28,6 +28,30 @@ Cov(a, b) = Σₜ uₜ(a) uₜ(b).
 periods (gbstats ``BanditsPrevious``, ``weight_by_period``): with nₚ rows in period p out of
 N, ȳ(a) = Σₚ (nₚ/N) ȳₚ(a) and Var = Σₚ (nₚ/N)² sₚ²(a)/nₚ(a). This removes the Simpson's
 paradox of pooling periods with different splits when the reward drifts between periods.
+
+**Logs that record only the chosen arm's propensity** (no ``prob_0`` … ``prob_{K−1}``; most
+production logs): use ``weights="uniform"``. The score Γ̂ₜ(a) reads eₜ(a) only where
+Aₜ = a, where it is the logged propensity, so plain AIPW (hₜ = 1) needs nothing more;
+``"stable_var"`` and ``"two_point"`` read eₜ(a) at *every* t, also where a was not chosen,
+and raise :class:`~splitlab.errors.InvalidArgumentError` on such a log. Why no substitute
+for the missing eₜ(a) is offered: Hadad et al.'s Theorem 2 asks two things of the weights —
+(1) hₜ is a function of the history before t, which makes Σₜ hₜ(Γ̂ₜ − Q) a martingale, and
+(2) the conditional variance, about Σₜ hₜ²/eₜ(a), divided by its expectation tends to 1 in
+probability (with a Lindeberg condition: no single hₜ²/eₜ dominates the sum). The adaptive
+weights satisfy (2) by construction, because they make hₜ²/eₜ non-random; that needs the
+true eₜ(a). An estimate ê of it keeps (2) only if ê/e → 1, and reading arm a's probability
+off other rows of the current period where a happened to be chosen makes the weight depend
+on the current period's choices, which breaks (1). hₜ = 1 meets (1) trivially and meets (2)
+when Σₜ 1/eₜ(a) concentrates around its expectation — when each arm's assignment
+probability settles to a non-random limit away from 0, as under a probability floor with
+arms of different values. It can under-cover where the adaptive weights would not: when a
+propensity decays to 0 with no floor, or when arms tie and their allocation keeps wandering
+(the failure of unweighted AIPW that motivates Hadad et al.). So, with only chosen
+propensities: ``weights="uniform"`` (scores from the chosen propensity), preferably on a
+bandit that kept an exploration floor; ``method="period_weighted"`` when the log has a
+period column and the split changed only between periods; and if every arm's probability
+can be recomputed (say from each period's policy state), recompute it and pass
+``probabilities=`` to use ``"stable_var"``.
 """
 
 from __future__ import annotations
@@ -108,17 +132,40 @@ def _allocation(log: BanditLog, probabilities: np.ndarray) -> np.ndarray:
     return effective[period]
 
 
-def _aw_aipw(log: BanditLog, weights: str, floor_decay: float):
+def _chosen_only(weights: str) -> str:
+    """Why ``weights`` cannot run on a log with only the chosen arm's propensity."""
+    return (
+        f"weights={weights!r} needs the full logged probabilities of every arm (columns "
+        "prob_0 … prob_{K-1}, or probabilities=): its weights are built from eₜ(a) at every "
+        "row, also where arm a was not chosen, and this log has only the chosen arm's "
+        "propensity. Use weights='uniform' (plain AIPW, which needs only the chosen "
+        "propensity; see splitlab.ope.adaptive for when its interval is valid), or log "
+        "every arm's probability"
+    )
+
+
+def _chosen_probabilities(log: BanditLog, k: int) -> np.ndarray:
+    """An (n, K) matrix holding each row's chosen propensity at its action and NaN
+    elsewhere: all the AIPW scores read (``_kernels.aipw_scores`` uses eₜ(Aₜ) only)."""
+    probabilities = np.full((log.n, k), np.nan)
+    probabilities[np.arange(log.n), log.actions.astype(np.int64)] = log.propensities
+    return probabilities
+
+
+def _aw_aipw(log: BanditLog, weights: str, floor_decay: float, k: int):
+    weights = check_choice("weights", weights, WEIGHTS)
     if log.probabilities is None:
-        raise InvalidArgumentError(
-            "log",
-            "AW-AIPW needs the full logged probabilities of every arm (columns prob_0 … "
-            "prob_{K-1}, or probabilities=)",
-        )
-    probabilities = np.ascontiguousarray(log.probabilities)
+        if weights != "uniform":
+            raise InvalidArgumentError("weights", _chosen_only(weights))
+        probabilities = _chosen_probabilities(log, k)
+    else:
+        probabilities = np.ascontiguousarray(log.probabilities)
     scores = np.empty_like(probabilities)
     _kernels.aipw_scores(log.actions, log.rewards, probabilities, scores)
-    h = aw_aipw_weights(_allocation(log, probabilities), weights, floor_decay)
+    if weights == "uniform":  # hₜ = 1 reads no probability (and no period allocation)
+        h = np.ones_like(scores)
+    else:
+        h = aw_aipw_weights(_allocation(log, probabilities), weights, floor_decay)
     total = h.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         estimate = np.sum(h * scores, axis=0) / total
@@ -176,7 +223,7 @@ def arm_inference(
     method = check_choice("method", method, METHODS)
     k = log.n_actions if log.n_actions is not None else int(log.actions.max()) + 1
     if method == "aw_aipw":
-        value, covariance = _aw_aipw(log, weights, floor_decay)
+        value, covariance = _aw_aipw(log, weights, floor_decay, k)
     elif method == "naive":
         value, covariance = _naive(log, k)
     else:
@@ -199,13 +246,26 @@ def arm_values(
     **columns: Any,
 ) -> pd.DataFrame:
     """Value of every arm with a normal interval: columns arm, action, n (times played),
-    estimate, se, ci_low, ci_high, method. ``log`` as in :func:`~splitlab.ope.evaluate`
-    (AW-AIPW needs the full logged probabilities).
+    estimate, se, ci_low, ci_high, method. ``log`` as in :func:`~splitlab.ope.evaluate`.
+
+    ``weights="stable_var"`` and ``"two_point"`` need the full logged probabilities of
+    every arm; on a log that records only the chosen arm's propensity use
+    ``weights="uniform"`` (plain AIPW, whose scores read only the chosen propensity — see
+    the module docstring for when its interval is valid), which the other weights refuse
+    with an :class:`~splitlab.errors.InvalidArgumentError` naming it.
 
     >>> log = {"action": [0, 1, 0, 1], "reward": [1.0, 0.0, 1.0, 1.0],
     ...        "propensity": [0.5] * 4, "probabilities": [[0.5, 0.5]] * 4}
     >>> arm_values(log, method="naive")["estimate"].tolist()
     [1.0, 0.5]
+    >>> chosen_only = {"action": [0, 1, 0, 1], "reward": [1.0, 0.0, 1.0, 1.0],
+    ...                "propensity": [0.5] * 4}
+    >>> arm_values(chosen_only, weights="uniform")["estimate"].tolist()
+    [1.25, 0.25]
+    >>> arm_values(chosen_only)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    splitlab.errors.InvalidArgumentError: weights: weights='stable_var' needs the full ...
     """
     alpha = check_alpha(alpha)
     bandit_log = load_log(log, **columns)
@@ -262,6 +322,8 @@ def arm_contrasts(
 ) -> pd.DataFrame:
     """Every arm against ``control`` (an action index or arm label): columns arm, control,
     value_arm, value_control, effect, se, ci_low, ci_high, p_value (two-sided z), method.
+    ``weights`` as in :func:`arm_values`: ``"uniform"`` on a log with only the chosen arm's
+    propensity.
 
     >>> log = {"action": [0, 1, 0, 1], "reward": [1.0, 0.0, 1.0, 1.0],
     ...        "propensity": [0.5] * 4, "probabilities": [[0.5, 0.5]] * 4}
@@ -321,13 +383,32 @@ def aipw_readout(
     context: str = "x_",
 ) -> pd.DataFrame:
     """Rows of ``Analyzer.analyze(method="aipw")``: AW-AIPW arm values and contrasts
-    against each experiment's control, per (experiment, metric, variant ≠ control)."""
+    against each experiment's control, per (experiment, metric, variant ≠ control).
+
+    A source without the per-arm probability columns (only the chosen arm's
+    ``propensity``) takes ``weights="uniform"`` — ``method_options={"weights": "uniform"}``,
+    plain AIPW from the chosen propensity (see the module docstring for when its interval
+    is valid); the adaptive weights refuse it with an error that says so.
+
+    >>> import pandas as pd
+    >>> from types import SimpleNamespace
+    >>> frame = pd.DataFrame({"experiment": "e", "arm": ["a", "b", "a", "b"],
+    ...                       "action": [0, 1, 0, 1], "propensity": 0.5,
+    ...                       "reward": [1.0, 0.0, 1.0, 1.0]})
+    >>> metric = SimpleNamespace(name="reward", y="reward", kind="mean", xs=(),
+    ...                          guardrail=False, higher_is_better=True)
+    >>> rows = aipw_readout(frame, experiment="experiment", variant="arm",
+    ...                     control=lambda name: "a", metrics=[metric], alpha=0.05,
+    ...                     relative=False, weights="uniform")
+    >>> rows[["variant", "mean_control", "mean_variant", "method"]].values.tolist()
+    [['b', 1.25, 0.25, 'aipw/uniform']]
+    """
     import narwhals as nw
 
     from splitlab.ope.logs import _numbered
     from splitlab.sources import open_source
 
-    check_choice("weights", weights, WEIGHTS)
+    weights = check_choice("weights", weights, WEIGHTS)
     opened = open_source(source)
     schema = list(opened.columns)
     for metric in metrics:
@@ -336,11 +417,13 @@ def aipw_readout(
                 "metrics", f"metric {metric.name!r}: method='aipw' takes plain mean metrics only"
             )
     listed = _numbered(schema, probabilities) if isinstance(probabilities, str) else probabilities
-    if not listed:
+    if not listed and weights != "uniform":
         raise InvalidArgumentError(
             "method_options",
-            f"method='aipw' reads a decision log with the logged probabilities of every arm "
-            f"(columns {probabilities}0, {probabilities}1, …), which the source lacks",
+            f"method='aipw' with weights={weights!r} reads a decision log with the logged "
+            f"probabilities of every arm (columns {probabilities}0, {probabilities}1, …), "
+            "which the source lacks; with only the chosen arm's propensity pass "
+            "method_options={'weights': 'uniform'} (plain AIPW; see splitlab.ope.adaptive)",
         )
     contexts = _numbered(schema, context)
     wanted = [experiment, variant, action, propensity, *listed, *contexts]
@@ -359,7 +442,7 @@ def aipw_readout(
         for metric in metrics:
             log = load_log(
                 group, action=action, reward=metric.y, propensity=propensity,
-                probabilities=list(listed), context=contexts, period=period,
+                probabilities=list(listed) or None, context=contexts, period=period,
                 timestamp=timestamp, arm=variant,
             )  # fmt: skip
             value, covariance, played = arm_inference(log, "aw_aipw", weights, floor_decay)
