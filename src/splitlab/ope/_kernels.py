@@ -68,6 +68,26 @@ def predict_linear(contexts, groups, coefficients, out):
             out[i, a] = value
 
 
+@njit(cache=True, inline="always")
+def _mix_row(i, groups, actions, contexts, coefficients, target, mixed, q_target, q_logged):
+    g = groups[i]
+    d = contexts.shape[1]
+    mixed[:] = 0.0
+    for a in range(coefficients.shape[1]):
+        p = target[i, a]
+        if p != 0.0:
+            for j in range(d + 1):
+                mixed[j] += p * coefficients[g, a, j]
+    logged = actions[i]
+    total = mixed[0]
+    value = coefficients[g, logged, 0]
+    for j in range(d):
+        total += mixed[j + 1] * contexts[i, j]
+        value += coefficients[g, logged, j + 1] * contexts[i, j]
+    q_target[i] = total
+    q_logged[i] = value
+
+
 @njit(cache=True, parallel=True)
 def policy_predictions(
     contexts, groups, actions, coefficients, target, logistic, q_target, q_logged
@@ -76,7 +96,16 @@ def policy_predictions(
     c = coefficients[groups[i], a] (through the logistic link when ``logistic``). Actions
     with target probability 0 are skipped (except the logged one)."""
     n, d = contexts.shape
-    actions_count = coefficients.shape[1]
+    actions_count, width = coefficients.shape[1], coefficients.shape[2]
+    if not logistic:
+        # linear: q̂_π(xᵢ) = (Σₐ π(a|xᵢ) c_a) · zᵢ, a contiguous (vectorizable) accumulation
+        step = (n + _CHUNKS - 1) // _CHUNKS
+        for c in prange(_CHUNKS):
+            mixed = np.empty(width)
+            for i in range(c * step, min(n, (c + 1) * step)):
+                _mix_row(i, groups, actions, contexts, coefficients, target, mixed, q_target,
+                         q_logged)  # fmt: skip
+        return
     for i in prange(n):
         g = groups[i]
         logged = actions[i]
