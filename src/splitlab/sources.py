@@ -16,8 +16,9 @@ not later, inside the aggregation:
 - column names must differ other than in case (DuckDB, which runs the query, does not tell
   ``Y`` from ``y``);
 - the first line of a CSV file is its header; an empty header cell (the index column
-  pandas' ``to_csv`` writes) is named ``column{i}`` after its zero-based position ``i``
-  (``column0_1`` if that name is taken), DuckDB's rule; two header cells with the same
+  pandas' ``to_csv`` writes) is named ``column{i}`` after its zero-based position ``i``,
+  zero-padded to the digits of the column count (``column00`` in a file of 10 to 99
+  columns; ``column0_1`` if that name is taken), DuckDB's rule; two header cells with the same
   name are an error;
 - several files must have the same column names (in any order); a column whose type
   differs between files is read as the type that holds all of them when every type is

@@ -236,6 +236,14 @@ def test_csv_with_an_index_column_reads_with_the_empty_header_named_column0(form
     assert index["mean_control"] == pytest.approx(np.arange(0, ROWS, 2).mean(), rel=1e-12)
 
 
+def test_an_empty_header_cell_is_zero_padded_to_the_digits_of_the_column_count(tmp_path):
+    # the Open Bandit Dataset's files have ~90 columns: their index column is column00
+    path = tmp_path / "wide.csv"
+    names = ["", *(f"c{i}" for i in range(11))]
+    path.write_text(",".join(names) + "\n" + ",".join("1" * 12) + "\n")
+    assert list(open_source(str(path)).columns)[:2] == ["column00", "c0"]
+
+
 def test_empty_header_cells_are_named_by_position(tmp_path):
     rows = "e1,1,control,2,3.5\ne1,4,b,5,6.5\ne1,0,control,0,1.5\ne1,0,b,0,8.5\n"
     (tmp_path / "gaps.csv").write_text("experiment,,variant,,y\n" + rows)
