@@ -6,8 +6,6 @@
   row weightings, the bootstrap of every estimator at once;
 - :func:`policy_predictions`: q̂_π(xᵢ) = Σₐ π(a|xᵢ) q̂(xᵢ, a) and q̂(xᵢ, aᵢ) from per-(fold,
   action) linear coefficients in one pass, without materializing the (n, K) matrix of q̂;
-- :func:`logistic_statistics`: the IRLS Hessian Σ μ(1 − μ) zzᵀ and gradient Σ (r − μ) z per
-  (model, action) for every cross-fitting model at once;
 - :func:`aipw_scores`: leave-future-out AIPW scores of every arm (Hadad et al. 2021);
 - :func:`invalid_probability_rows`, :func:`unsupported_mass`: fused checks of (n, K) matrices.
 """
@@ -123,61 +121,6 @@ def policy_predictions(
             if a == logged:
                 q_logged[i] = value
         q_target[i] = total
-
-
-_STAT_CHUNKS = 8  # fixed row chunks of logistic_statistics (deterministic summation order)
-
-
-@njit(cache=True, parallel=True)
-def logistic_statistics(contexts, actions, rewards, groups, coefficients, hessian, gradient):
-    """For every model f and action a, over the rows with groups[i] ≠ f and actions[i] = a:
-    hessian[f, a] = Σ μ(1 − μ) zzᵀ and gradient[f, a] = Σ (r − μ) z with z = (1, x) and
-    μ = σ(coefficients[f, a] · z) (a group of −1 trains every model)."""
-    n, d = contexts.shape
-    models, actions_count, width = coefficients.shape
-    chunk = (n + _STAT_CHUNKS - 1) // _STAT_CHUNKS
-    part_h = np.zeros((_STAT_CHUNKS, models, actions_count, width, width))
-    part_g = np.zeros((_STAT_CHUNKS, models, actions_count, width))
-    for c in prange(_STAT_CHUNKS):
-        z = np.empty(width)
-        z[0] = 1.0
-        h_c = part_h[c]
-        g_c = part_g[c]
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            for j in range(d):
-                z[j + 1] = contexts[i, j]
-            a = actions[i]
-            r = rewards[i]
-            for f in range(models):
-                if groups[i] == f:
-                    continue
-                eta = 0.0
-                for j in range(width):
-                    eta += coefficients[f, a, j] * z[j]
-                eta = min(max(eta, -30.0), 30.0)
-                mu = 1.0 / (1.0 + math.exp(-eta))
-                w = mu * (1.0 - mu)
-                residual = r - mu
-                h = h_c[f, a]
-                gv = g_c[f, a]
-                for j in range(width):
-                    wz = w * z[j]
-                    gv[j] += residual * z[j]
-                    for k in range(j + 1):
-                        h[j, k] += wz * z[k]
-    for f in range(models):
-        for a in range(actions_count):
-            for j in range(width):
-                for k in range(j + 1):
-                    value = 0.0
-                    for c in range(_STAT_CHUNKS):
-                        value += part_h[c, f, a, j, k]
-                    hessian[f, a, j, k] = value
-                    hessian[f, a, k, j] = value
-                value = 0.0
-                for c in range(_STAT_CHUNKS):
-                    value += part_g[c, f, a, j]
-                gradient[f, a, j] = value
 
 
 @njit(cache=True, parallel=True)

@@ -46,7 +46,6 @@ from splitlab._validation import check_choice
 from splitlab.errors import InvalidArgumentError
 from splitlab.ope._kernels import (
     group_gram,
-    logistic_statistics,
     policy_predictions,
     predict_linear,
 )
@@ -66,6 +65,10 @@ KINDS = ("ridge", "logistic")
 MAX_FOLDS = 100
 LOGISTIC_ITERATIONS = 50
 LOGISTIC_TOLERANCE = 1e-10
+# Newton steps recompute the Hessian (the O(n d²) part) until the largest step is below this;
+# later steps reuse the last Hessian (the chord method: linear convergence at a rate of the
+# order of the distance to the optimum, so each costs O(n d) and gains several digits).
+LOGISTIC_REFRESH = 1e-2
 
 
 def _check(kind: str, l2: float, folds: int | None = None) -> tuple[str, float]:
@@ -185,6 +188,40 @@ def _shared_ridge(gram, moment, count, l2, basis):
     return coefficients
 
 
+class _ByAction:
+    """The design sorted by action once, so that each IRLS statistic is a few BLAS products
+    per action: η = Z_a Cᵀ for every model at once, Σ (r − μ) z = Z_aᵀ (r − μ) and
+    Σ μ(1 − μ) zzᵀ = (Z_a ∘ w)ᵀ Z_a per model (rows of a model's own fold weighted 0)."""
+
+    def __init__(self, contexts, actions, rewards, groups, models, n_actions):
+        order = np.argsort(actions, kind="stable")
+        self.design = _design(contexts[order])
+        self.rewards = rewards[order]
+        bounds = np.searchsorted(actions[order], np.arange(n_actions + 1))
+        self.blocks = [slice(bounds[a], bounds[a + 1]) for a in range(n_actions)]
+        grouped = groups[order]
+        self.train = [
+            (grouped[block, None] != np.arange(models)[None, :]).astype(np.float64)
+            for block in self.blocks
+        ]
+
+    def __call__(self, coefficients, hessian, gradient, with_hessian):
+        for a, block in enumerate(self.blocks):
+            z = self.design[block]
+            if z.shape[0] == 0:
+                hessian[:, a] = 0.0
+                gradient[:, a] = 0.0
+                continue
+            eta = np.clip(z @ coefficients[:, a, :].T, -30.0, 30.0)  # (n_a, models)
+            mu = 1.0 / (1.0 + np.exp(-eta))
+            train = self.train[a]
+            gradient[:, a] = ((self.rewards[block, None] - mu) * train).T @ z
+            if with_hessian:
+                weight = mu * (1.0 - mu) * train
+                for f in range(coefficients.shape[0]):
+                    hessian[f, a] = (z * weight[:, f : f + 1]).T @ z
+
+
 def _logit(rate):
     rate = np.clip(rate, 1e-6, 1 - 1e-6)
     return np.log(rate / (1.0 - rate))
@@ -209,36 +246,47 @@ def _logistic_coefficients(contexts, actions, rewards, groups, models, n_actions
         rate = np.where(train > 0, positive / np.maximum(train, 1), pooled[:, None])
     hessian = np.zeros((models, n_actions, width, width))
     gradient = np.zeros((models, n_actions, width))
+    statistics = _ByAction(contexts, actions, rewards, groups, models, n_actions)
     if basis is None:
         coefficients = np.zeros((models, n_actions, width))
         coefficients[:, :, 0] = _logit(rate)
         penalty = l2 * np.eye(width)
         penalty[0, 0] = 0.0
         empty = train == 0
+        fresh = True
         for _ in range(LOGISTIC_ITERATIONS):
-            logistic_statistics(contexts, actions, rewards, groups, coefficients, hessian, gradient)
-            system = hessian + penalty
+            statistics(coefficients, hessian, gradient, fresh)
+            if fresh:
+                system = hessian + penalty
+                system[empty] = np.eye(width)
             vector = gradient - coefficients @ penalty
-            system[empty] = np.eye(width)
             vector[empty] = 0.0
             step = _solve(system, vector)
             coefficients += step
-            if np.max(np.abs(step)) < LOGISTIC_TOLERANCE:
+            largest = np.max(np.abs(step))
+            if largest < LOGISTIC_TOLERANCE:
                 break
+            fresh = fresh and largest >= LOGISTIC_REFRESH
         return coefficients
     size = width * basis.shape[1]
     beta = np.zeros((models, size))
     beta[:, 0] = _logit(pooled)
     penalty = l2 * np.eye(size)
     penalty[0, 0] = 0.0
+    fresh = True
     for _ in range(LOGISTIC_ITERATIONS):
         coefficients = _per_action(beta, basis, width)
-        logistic_statistics(contexts, actions, rewards, groups, coefficients, hessian, gradient)
-        system, vector = _shared_statistics(hessian, gradient, basis)
-        step = _solve(system + penalty, vector - beta @ penalty)
+        statistics(coefficients, hessian, gradient, fresh)
+        if fresh:
+            system, _ = _shared_statistics(hessian, gradient, basis)
+            system = system + penalty
+        vector = np.einsum("faj,al->fjl", gradient, basis).reshape(beta.shape)
+        step = _solve(system, vector - beta @ penalty)
         beta += step
-        if np.max(np.abs(step)) < LOGISTIC_TOLERANCE:
+        largest = np.max(np.abs(step))
+        if largest < LOGISTIC_TOLERANCE:
             break
+        fresh = fresh and largest >= LOGISTIC_REFRESH
     return _per_action(beta, basis, width)
 
 
