@@ -20,10 +20,12 @@ from splitlab.sequential.msprt import msprt, msprt_from_estimate, msprt_tau2
 from splitlab.sequential.srm import SequentialSRMResult, sequential_srm
 
 if TYPE_CHECKING:
+    from splitlab.sequential.betting import BettingPath, betting_confidence_sequence
     from splitlab.sequential.changepoint import EDetector, GaussianCUSUM, detect_changes
     from splitlab.sequential.group import GroupSequentialDesign, GroupSequentialResult
 
 __all__ = [
+    "BettingPath",
     "EDetector",
     "GaussianCUSUM",
     "GroupSequentialDesign",
@@ -31,6 +33,7 @@ __all__ = [
     "SequentialMonitor",
     "SequentialResult",
     "SequentialSRMResult",
+    "betting_confidence_sequence",
     "confidence_sequence",
     "confidence_sequence_from_estimate",
     "detect_changes",
@@ -44,6 +47,7 @@ __all__ = [
 __getattr__, __dir__ = _lazy_exports(
     __name__,
     {
+        "splitlab.sequential.betting": ("BettingPath", "betting_confidence_sequence"),
         "splitlab.sequential.changepoint": ("EDetector", "GaussianCUSUM", "detect_changes"),
         "splitlab.sequential.group": ("GroupSequentialDesign", "GroupSequentialResult"),
     },
