@@ -1,5 +1,5 @@
-"""Off-policy evaluation speed: 10^6 logged rounds, 10 actions (all estimators, closed form
-and bootstrap; Open Bandit Pipeline when importable).
+"""Off-policy evaluation speed: 10^6 logged rounds, 80 actions, 24 features (all estimators,
+closed form and bootstrap; Open Bandit Pipeline when importable).
 
 The suite lives in `splitlab.bench.ope` (so that the installed `splitlab bench` command can
 run it); this script keeps `python benchmarks/ope.py ...` working with the same options.
