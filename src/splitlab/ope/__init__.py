@@ -13,6 +13,7 @@ from splitlab.ope.adaptive import arm_contrasts, arm_values, aw_aipw_weights
 from splitlab.ope.estimators import (
     ESTIMATORS,
     PoorOverlapWarning,
+    RewardModelWarning,
     evaluate,
     replay,
     target_probabilities,
@@ -25,6 +26,7 @@ __all__ = [
     "ESTIMATORS",
     "BanditLog",
     "PoorOverlapWarning",
+    "RewardModelWarning",
     "arm_contrasts",
     "arm_values",
     "aw_aipw_weights",

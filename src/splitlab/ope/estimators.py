@@ -394,7 +394,7 @@ def evaluate(
     model fitted elsewhere. ``action_features``: an optional (K, p) matrix of item features;
     with it the "ridge" / "logistic" model is ONE shared model on the context, the action's
     features and their interactions, φ(x, a) = (1, x, f_a, x ⊗ f_a) (see
-    :mod:`splitlab.ope.reward_model`), cross-fitted as above; without it, one model per
+    ``splitlab.ope.reward_model``), cross-fitted as above; without it, one model per
     action. ``clip`` caps the IPS weights; ``switch_threshold`` is
     Switch-DR's τ (None: tuned by estimated MSE; the interval then ignores the tuning).
 
