@@ -28,6 +28,7 @@ from splitlab.analyzer.aggregate import (
     PERIOD,
     VARIANT,
     Query,
+    _label,
     build_query,
     by_column,
     co_moments,
@@ -1473,10 +1474,6 @@ def _name_strata(text: str, labels: list) -> str:
 
     text = re.sub(r"\b(stratum|strata) (\d+(?:, \d+)*)", lambda m: f"{m[1]} {named(m[2])}", text)
     return re.sub(r"largest stratum \((\d+)\)", lambda m: f"largest stratum ({named(m[1])})", text)
-
-
-def _label(value: object) -> object:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _segment_columns(segments: object) -> list[str]:
