@@ -1017,14 +1017,27 @@ class Analyzer:
         by = [segments] if isinstance(segments, str) else list(segments or [])[:1]
         return explain(self._query(resolved, by=by), self.source.engine)
 
-    def readout(self, metrics: object, *, freq: str = "D", **analyze_options: Any) -> Readout:
+    def readout(
+        self,
+        metrics: object,
+        *,
+        freq: str = "D",
+        bands: str = "always-valid",
+        **analyze_options: Any,
+    ) -> Readout:
         """Everything a report shows, computed once: :meth:`analyze` of ``metrics`` with
         ``analyze_options``, :meth:`srm`, and — when a ``date`` column is known — each
         metric's cumulative :meth:`timeline` (periods of ``freq``) with the same
-        ``method``, ``relative``, ``cuped``, ``alpha``, ``method_options`` and ``strata`` (a metric
-        whose timeline cannot be computed gets the reason instead), and the data-quality
-        table of :meth:`quality` (its flagged checks also in ``results.attrs["quality"]``;
-        None with method "aipw").
+        ``relative``, ``cuped``, ``alpha`` and ``strata`` (a metric whose timeline cannot
+        be computed gets the reason instead), and the data-quality table of :meth:`quality`
+        (its flagged checks also in ``results.attrs["quality"]``; None with method "aipw").
+
+        A timeline is read again every day, so its bands are always valid by default
+        (``bands="always-valid"``): those of the analysis's sequential method ("cs",
+        "msprt", "gst", with its ``method_options``), or a confidence sequence ("cs")
+        when the analysis is fixed-horizon ("ttest", "bayes"). ``bands="fixed"`` draws
+        the analysis method's own fixed-horizon intervals, which overstate certainty when
+        read repeatedly. ``Readout.bands`` names the timelines' method.
 
         >>> import pandas as pd
         >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 50,
@@ -1034,6 +1047,7 @@ class Analyzer:
         (1, 'control', set())
         """
         # the quality table is computed once here, not again inside analyze
+        bands = check_choice("bands", bands, ("always-valid", "fixed"))
         results = self.analyze(metrics, **{**analyze_options, "quality": False})
         srm = self.srm()
         quality = None
@@ -1045,12 +1059,19 @@ class Analyzer:
             quality = self._quality_table(checked, covariates, srm)
             results.attrs["quality"] = summary(quality)
         timelines: dict[str, pd.DataFrame | str] = {}
+        method = analyze_options.get("method", "ttest")
+        timeline_method = method
+        if bands == "always-valid" and method in ("ttest", "bayes"):
+            timeline_method = "cs"
         if self.date is not None:
             shared = {
                 key: analyze_options[key]
-                for key in ("method", "relative", "alpha", "method_options", "strata")
+                for key in ("relative", "alpha", "strata")
                 if key in analyze_options
             }
+            shared["method"] = timeline_method
+            if timeline_method == method and "method_options" in analyze_options:
+                shared["method_options"] = analyze_options["method_options"]
             cuped = analyze_options.get("cuped")
             for metric in as_metrics(metrics):
                 own = (
@@ -1063,16 +1084,24 @@ class Analyzer:
                 except SplitlabError as exc:
                     timelines[metric.name] = str(exc)
         controls = {e: self._control_label(e) for e in dict.fromkeys(results["experiment"])}
-        return Readout(results, srm, timelines, controls, quality)
+        return Readout(results, srm, timelines, controls, quality, bands=timeline_method)
 
     def report(
-        self, path, metrics: object, *, title: str | None = None, freq: str = "D", **options: Any
+        self,
+        path,
+        metrics: object,
+        *,
+        title: str | None = None,
+        freq: str = "D",
+        bands: str = "always-valid",
+        **options: Any,
     ):
         """Write a self-contained HTML report of :meth:`readout` to ``path``, atomically
         (:func:`~splitlab.analyzer.report.write_report`); returns the path written."""
         from splitlab.analyzer.report import write_report
 
-        return write_report(self.readout(metrics, freq=freq, **options), path, title=title)
+        readout = self.readout(metrics, freq=freq, bands=bands, **options)
+        return write_report(readout, path, title=title)
 
     def _provenance(
         self, what: str, parameters: dict[str, Any], statistics: pd.DataFrame

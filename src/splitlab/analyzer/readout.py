@@ -34,7 +34,8 @@ class Readout:
     ``srm`` is :meth:`Analyzer.srm`'s, ``timelines`` maps a metric name to its cumulative
     timeline (or to the reason there is none), ``controls`` maps an experiment to its
     control label, ``quality`` is :meth:`Analyzer.quality`'s table of data-quality checks
-    (None when they were not run).
+    (None when they were not run), ``bands`` the method of the timelines' bands ("cs",
+    "msprt" or "gst": always valid; "ttest" or "bayes": fixed-horizon; None when unknown).
     """
 
     results: pd.DataFrame
@@ -42,6 +43,7 @@ class Readout:
     timelines: Mapping[str, pd.DataFrame | str] = field(default_factory=dict)
     controls: Mapping[Any, Any] = field(default_factory=dict)
     quality: pd.DataFrame | None = None
+    bands: str | None = None
 
     @property
     def provenance(self) -> dict[str, Any]:
