@@ -661,3 +661,28 @@ def test_analyze_quality_lists_the_flagged_checks(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if "quality" in line]
     assert [check["check"] for check in flagged] == ["missing_values"]
     assert lines == [f"splitlab: quality: {flagged[0]['detail']}"]
+
+
+def test_analyze_lower_is_better_and_alternative_flags_equal_the_analyzer(demo_dir, capsys):
+    arguments = ["analyze", str(demo_dir), *METRIC_OPTIONS, "--lower-is-better", "converted"]
+    assert main([*arguments, "--alternative", "better", "--format", "json"]) == 0
+    rows = pd.DataFrame(json.loads(capsys.readouterr().out))
+    metrics = [Metric("converted", kind="proportion", lower_is_better=True), *METRICS[1:]]
+    expected = Analyzer(demo_dir).analyze(metrics, alternative="better")
+    np.testing.assert_allclose(rows["p_value"], expected["p_value"], rtol=1e-12)
+    assert rows["decision"].tolist() == expected["decision"].tolist()
+    assert rows["lower_is_better"].tolist() == (expected["metric"] == "converted").tolist()
+    assert main([*arguments]) == 0
+    assert "converted (lower better)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, flag",
+    [
+        (["--lower-is-better", "latency"], "--lower-is-better"),
+        (["--alternative", "better", "--method", "bayes"], "--alternative"),
+    ],
+)
+def test_analyze_direction_flags_name_the_flag_on_bad_input(demo_dir, capsys, extra, flag):
+    assert main(["analyze", str(demo_dir), "--metric", "revenue", *extra]) == 2
+    assert flag in capsys.readouterr().err

@@ -99,6 +99,9 @@ ANALYZE_OPTIONS = {
     "metrics": "--metric/--proportion/--ratio/--quantile",
     "path": "--out",
     "title": "--title",
+    "alternative": "--alternative",
+    "bands": "--bands",
+    "lower_is_better": "--lower-is-better",
 }
 TRUE_WORDS, FALSE_WORDS = ("true", "t", "yes", "1"), ("false", "f", "no", "0")
 
@@ -195,7 +198,12 @@ def _results_table(results: pd.DataFrame) -> pd.DataFrame:
     view = pd.DataFrame({"experiment": results["experiment"]})
     if (results["segment"] != "all").any():
         view["segment"] = results["segment"]
-    view["metric"] = results["metric"]
+    lower = results.get("lower_is_better", pd.Series(False, index=results.index))
+    # a lower-is-better metric is marked: its wins are decreases
+    view["metric"] = [
+        f"{name} (lower better)" if flag else name
+        for name, flag in zip(results["metric"], lower.fillna(False).astype(bool), strict=True)
+    ]
     view["variant"] = results["variant"]
     relative = bool((results["scale"] == "relative").all())
     effects, intervals = [], []
@@ -488,6 +496,28 @@ def _metrics(specifications: list[tuple[str, str]]) -> list[Metric]:
     return metrics
 
 
+def _lower_is_better(metrics: list[Metric], names: list[str]) -> list[Metric]:
+    """The metrics, those named by ``--lower-is-better`` (repeatable, or comma-separated)
+    turned around."""
+    from dataclasses import replace
+
+    wanted = [name.strip() for text in names for name in text.split(",")]
+    known = {metric.name for metric in metrics}
+    unknown = [name for name in wanted if name not in known]
+    if "" in wanted or unknown:
+        raise InvalidArgumentError(
+            "--lower-is-better",
+            f"names no metric given by --metric/--proportion/--ratio/--quantile: "
+            f"{', '.join(map(repr, unknown or ['']))} (metrics: {', '.join(sorted(known))})",
+        )
+    return [
+        replace(metric, higher_is_better=False, lower_is_better=True)
+        if metric.name in wanted
+        else metric
+        for metric in metrics
+    ]
+
+
 def parse_label(option: str, text: str, dtype: Any, column: str) -> object:
     """A variant label typed on the command line, as a value of the column's ``dtype``.
 
@@ -593,7 +623,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
         raise InvalidArgumentError(
             "--metric", "give at least one --metric, --proportion, --ratio or --quantile"
         )
-    metrics = _metrics(arguments.metrics)
+    metrics = _lower_is_better(_metrics(arguments.metrics), arguments.lower_is_better)
     cuped = dict(_covariates(text) for text in arguments.cuped)
     if arguments.format == "html" and arguments.out is None:
         raise InvalidArgumentError("--out", "--format html writes a report and needs --out FILE")
@@ -608,6 +638,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
         "strata": arguments.strata,
         "quality": arguments.quality,
         "alpha": arguments.alpha,
+        "alternative": arguments.alternative,
         "method_options": {
             name: value
             for name, value in (
@@ -644,7 +675,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
 
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", DegenerateDataWarning)
-                    readout = analyzer.readout(metrics, **options)
+                    readout = analyzer.readout(metrics, bands=arguments.bands, **options)
                     written = write_report(readout, out, title=arguments.title)
                 degenerate = [w for w in caught if issubclass(w.category, DegenerateDataWarning)]
                 _report_warnings(w for w in caught if w not in degenerate)
@@ -940,6 +971,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--spending", help="gst: alpha spending, obf (default) or pocock")
     analyze.add_argument("--relative", action="store_true", help="effects as relative lift")
+    analyze.add_argument(
+        "--lower-is-better", action="append", default=[], metavar="METRIC[,METRIC...]",
+        help="metrics where a decrease is good (latency, churn, cost): chance to win, risk, "
+        "decisions, one-sided tests and report colours follow; effects keep their sign "
+        "(repeatable)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--alternative", choices=("two-sided", "better", "worse"), default="two-sided",
+        help="two-sided (default) or one-sided in each metric's own direction: better "
+        "(the variant improves it) or worse (it degrades it); ttest and cs",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--bands", choices=("always-valid", "fixed"), default="always-valid",
+        help="--format html: the timeline's bands, always valid (the sequential method, a "
+        "confidence sequence under ttest/bayes; default) or fixed-horizon intervals",
+    )  # fmt: skip
     analyze.add_argument("--correction", choices=("holm", "bh", "by", "bonferroni"))
     analyze.add_argument("--correction-scope", choices=("metric", "experiment"), default="metric")
     analyze.add_argument(

@@ -74,6 +74,7 @@ METHOD_OPTIONS = {
     ),
 }
 CORRECTIONS = ("bonferroni", "holm", "bh", "by")
+ALTERNATIVES = ("two-sided", "better", "worse")
 CORRECTION_SCOPES = ("metric", "experiment")
 
 RESULT_COLUMNS = [
@@ -524,6 +525,7 @@ class Analyzer:
         method_options: Mapping[str, Any] | None = None,
         strata: str | None = None,
         quality: bool = False,
+        alternative: str = "two-sided",
     ) -> pd.DataFrame:
         """One row per (experiment, segment, metric, variant ≠ control).
 
@@ -569,6 +571,15 @@ class Analyzer:
         "floor_decay": 0.7}`` and the log's column names. Rows with a null reward are
         dropped (counted in ``excluded``); there is no SRM check.
 
+        ``alternative``: "two-sided" (default), or a one-sided test in each metric's own
+        direction: "better" (the variant improves the metric: greater, or less for a
+        ``Metric(lower_is_better=True)``) or "worse" (it degrades it, the direction of a
+        guardrail's harm). Effects keep their sign; p-values, intervals and the
+        multiple-testing correction are the one-sided ones, for methods "ttest" and "cs".
+        A lower-is-better metric also flips ``chance_to_win`` (the probability that the
+        variant is lower) and the risks, and its ``decision`` is a win when it decreased;
+        the ``lower_is_better`` column says which metrics these are.
+
         ``quality=True`` also runs the data-quality checks of :meth:`quality` on the
         metrics and their covariates and stores the flagged checks in
         ``results.attrs["quality"]`` (a list of dicts: check, experiment, variant,
@@ -585,6 +596,13 @@ class Analyzer:
         options = _method_options(method, method_options)
         alpha = check_alpha(alpha)
         relative = check_bool("relative", relative)
+        alternative = check_choice("alternative", alternative, ALTERNATIVES)
+        if alternative != "two-sided" and method not in ("ttest", "cs"):
+            raise InvalidArgumentError(
+                "alternative",
+                f"one-sided tests ({alternative!r}) are available with method 'ttest' or "
+                f"'cs', not {method!r}",
+            )
         if correction is not None:
             correction = check_choice("correction", correction, CORRECTIONS)
         correction_scope = check_choice("correction_scope", correction_scope, CORRECTION_SCOPES)
@@ -637,7 +655,7 @@ class Analyzer:
             frames.append(
                 self._compare(
                     table, metric, method=method, relative=relative, alpha=alpha,
-                    options=options, test=test,
+                    options=options, test=test, alternative=alternative,
                 )
             )  # fmt: skip
         results = pd.concat(frames, ignore_index=True)
@@ -655,6 +673,7 @@ class Analyzer:
             "method_options": options,
             "strata": strata,
             "quality": quality,
+            "alternative": alternative,
             "metrics": [vars(m) for m in resolved],
         }
         results.attrs.update(self._provenance("analyze", parameters, statistics))
@@ -821,6 +840,7 @@ class Analyzer:
         options: Mapping[str, Any],
         keys: Sequence[str] = (),
         test=None,
+        alternative: str = "two-sided",
     ) -> pd.DataFrame:
         keys = [EXPERIMENT, "segment", *keys]
         if test is _stratified_test:
@@ -841,7 +861,10 @@ class Analyzer:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DegenerateDataWarning)
-                columns = (test or _metric_test)(pairs, metric, method, relative, alpha, options)
+                columns = (test or _metric_test)(
+                    pairs, metric, method, relative, alpha, options,
+                    _directed(alternative, metric),
+                )  # fmt: skip
         except (SplitlabError, ValueError, ArithmeticError) as exc:
             columns = {"error": np.full(len(frame), f"{type(exc).__name__}: {exc}", object)}
         for name, values in columns.items():
@@ -851,6 +874,7 @@ class Analyzer:
                 frame[name] = np.nan
         frame["guardrail"] = metric.guardrail
         frame["higher_is_better"] = metric.higher_is_better
+        frame["lower_is_better"] = not metric.higher_is_better
         frame["error"] = frame["error"].fillna("").astype(str)
         return frame
 
@@ -968,7 +992,8 @@ class Analyzer:
         )  # fmt: skip
         frame = frame.sort_values(["experiment", "variant", PERIOD], kind="stable")
         frame = frame.drop(columns=["p_adjusted", "decision", "srm_p_value", "srm_mismatch"])
-        frame = frame.drop(columns=["higher_is_better"]).reset_index(drop=True)
+        frame = frame.drop(columns=["higher_is_better", "lower_is_better"])
+        frame = frame.reset_index(drop=True)
         paths = frame.groupby(["experiment", "variant"], sort=False)
         if method in ("cs", "msprt"):
             frame["ci_low"] = paths["ci_low"].cummax()
@@ -1007,6 +1032,7 @@ class Analyzer:
         latest = path.groupby(["experiment", "variant"], sort=False).tail(1)
         latest = latest.drop(columns=[PERIOD, "significant"]).reset_index(drop=True)
         latest["higher_is_better"] = metric.higher_is_better
+        latest["lower_is_better"] = not metric.higher_is_better
         return latest
 
     # ------------------------------------------------------------------ explain, report
@@ -1201,6 +1227,7 @@ def _metric_test(
     relative: bool,
     alpha: float,
     options: Mapping[str, Any],
+    alternative: str = "two-sided",
 ) -> dict[str, np.ndarray]:
     """Run the metric's test on every pair at once; returns result columns.
 
@@ -1250,7 +1277,9 @@ def _metric_test(
             _joint(side, side["origin_y"] + side["mean_y"], side["origin_x"] + side["mean_x"], 1)
             for side in (control, treatment)
         ]
-        result: EffectResult = ratio_test(*arms, alpha=alpha, relative=relative)
+        result: EffectResult = ratio_test(
+            *arms, alpha=alpha, relative=relative, alternative=alternative
+        )
         means = [a.mean_y / np.where(a.mean_x == 0, np.nan, a.mean_x) for a in arms]
     elif metric.x is not None:
         mean_x_t = (treatment["origin_x"] - control["origin_x"]) + treatment["mean_x"]
@@ -1258,7 +1287,9 @@ def _metric_test(
             _joint(control, mean_c, control["mean_x"], ddof),
             _joint(treatment, mean_t, mean_x_t, ddof),
         ]
-        result = cuped_test(*arms, alpha=alpha, relative=relative, origin=origin)
+        result = cuped_test(
+            *arms, alpha=alpha, relative=relative, origin=origin, alternative=alternative
+        )
         means = [level_c, level_t]
         extra = {"variance_reduction": result.variance_reduction, "theta": result.theta}
     elif k >= 2:
@@ -1273,7 +1304,9 @@ def _metric_test(
                 + treatment[f"mean_{name}"]
             )
         arms = [_cross(control, offsets_c, k, ddof), _cross(treatment, offsets_t, k, ddof)]
-        result = regression_test(*arms, alpha=alpha, relative=relative, origin=origin)
+        result = regression_test(
+            *arms, alpha=alpha, relative=relative, origin=origin, alternative=alternative
+        )
         means = [level_c, level_t]
         extra = {"variance_reduction": result.variance_reduction}
     else:
@@ -1282,17 +1315,19 @@ def _metric_test(
                 Moments.from_proportions(np.round(s["n"] * level), s["n"])
                 for s, level in ((control, level_c), (treatment, level_t))
             ]
-            result = ttest(*arms, alpha=alpha, relative=relative)
+            result = ttest(*arms, alpha=alpha, relative=relative, alternative=alternative)
         else:
             arms = [
                 Moments(s["n"], mean, _variance(s["n"], s["m2_y"], 1))
                 for s, mean in ((control, mean_c), (treatment, mean_t))
             ]
-            result = ttest(*arms, alpha=alpha, relative=relative, origin=origin)
+            result = ttest(
+                *arms, alpha=alpha, relative=relative, origin=origin, alternative=alternative
+            )
         means = [level_c, level_t]
     return _result_columns(
         result, means, extra, errors, columns_named, metric, method, relative, alpha, options,
-        control["n"] + treatment["n"],
+        control["n"] + treatment["n"], alternative,
     )  # fmt: skip
 
 
@@ -1308,6 +1343,7 @@ def _result_columns(
     alpha: float,
     options: Mapping[str, Any],
     n_total: np.ndarray,
+    alternative: str = "two-sided",
 ) -> dict[str, np.ndarray]:
     """Result columns of a fixed-horizon estimate: the Bayesian posterior or the
     sequential interval of the same effect and se where ``method`` asks for them."""
@@ -1319,8 +1355,9 @@ def _result_columns(
             RowErrors.from_messages(np.atleast_1d(result.error)),
         )
         result = gaussian_posterior(
-            difference, prior=_prior_for(metric, options), alpha=alpha, relative=relative
-        )
+            difference, prior=_prior_for(metric, options), alpha=alpha, relative=relative,
+            higher_is_better=metric.higher_is_better,
+        )  # fmt: skip
         extra.update(
             chance_to_win=result.chance_to_win,
             risk_control=result.risk_control,
@@ -1336,6 +1373,7 @@ def _result_columns(
             n_total,
             alpha,
             options,
+            alternative,
         )
         result = EffectResult(
             effect=result.effect, se=result.se, ci_low=ci_low, ci_high=ci_high,
@@ -1384,6 +1422,7 @@ def _quantile_test(
     relative: bool,
     alpha: float,
     options: Mapping[str, Any],
+    alternative: str = "two-sided",
 ) -> dict[str, np.ndarray]:
     """The quantile metric's test on every pair (GrowthBook's quantile statistic)."""
     from splitlab.stats.quantile import QuantileSummary, quantile_test
@@ -1399,11 +1438,11 @@ def _quantile_test(
         QuantileSummary(**{name: pairs[f"{name}_{side}"].to_numpy(dtype=float) for name in fields})
         for side in ("c", "t")
     ]
-    result = quantile_test(*arms, alpha=alpha, relative=relative)
+    result = quantile_test(*arms, alpha=alpha, relative=relative, alternative=alternative)
     means = [arm.quantile for arm in arms]
     return _result_columns(
         result, means, {}, RowErrors((len(pairs),)), repr(metric.y), metric, method, relative,
-        alpha, options, arms[0].n + arms[1].n,
+        alpha, options, arms[0].n + arms[1].n, alternative,
     )  # fmt: skip
 
 
@@ -1420,6 +1459,7 @@ def _stratified_test(
     relative: bool,
     alpha: float,
     options: Mapping[str, Any],
+    alternative: str = "two-sided",
 ) -> dict[str, np.ndarray]:
     """The post-stratified test of every comparison, from its per-stratum statistics."""
     from splitlab.stats.stratification import poststratified_test
@@ -1468,7 +1508,9 @@ def _stratified_test(
             )
         )  # fmt: skip
     kind = None if k == 0 else ("ratio" if metric.kind == "ratio" or clustered else "cuped")
-    result = poststratified_test(*sides, alpha=alpha, relative=relative, kind=kind)
+    result = poststratified_test(
+        *sides, alpha=alpha, relative=relative, kind=kind, alternative=alternative
+    )
     if kind == "ratio":
         means = [side.sum_y.sum(axis=-1) / side.sum_x.sum(axis=-1) for side in sides]
     else:
@@ -1490,7 +1532,7 @@ def _stratified_test(
     }
     return _result_columns(
         result, means, extra, errors, repr(metric.y), metric, method, relative, alpha,
-        options, pairs["n_c"].to_numpy(float) + pairs["n_t"].to_numpy(float),
+        options, pairs["n_c"].to_numpy(float) + pairs["n_t"].to_numpy(float), alternative,
     )  # fmt: skip
 
 
@@ -1503,6 +1545,14 @@ def _name_strata(text: str, labels: list) -> str:
 
     text = re.sub(r"\b(stratum|strata) (\d+(?:, \d+)*)", lambda m: f"{m[1]} {named(m[2])}", text)
     return re.sub(r"largest stratum \((\d+)\)", lambda m: f"largest stratum ({named(m[1])})", text)
+
+
+def _directed(alternative: str, metric: Metric) -> str:
+    """The scipy-style alternative of a metric's one-sided test in its own direction."""
+    if alternative == "two-sided":
+        return alternative
+    increase = (alternative == "better") == metric.higher_is_better
+    return "greater" if increase else "less"
 
 
 def _segment_columns(segments: object) -> list[str]:
@@ -1581,12 +1631,14 @@ def _sequential_interval(
     n_total: np.ndarray,
     alpha: float,
     options: Mapping[str, Any],
+    alternative: str = "two-sided",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Always-valid (ci_low, ci_high, p_value) of this look's estimates."""
     if method == "cs":
         return confidence_sequence_from_estimate(
-            effect, se, n_total, alpha=alpha, n_star=options.get("n_star", 5000.0)
-        )
+            effect, se, n_total, alpha=alpha, n_star=options.get("n_star", 5000.0),
+            alternative=alternative,
+        )  # fmt: skip
     tau2 = options.get("tau2")
     if isinstance(tau2, Mapping):
         if metric.name not in tau2:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from splitlab._validation import check_choice
 from splitlab.errors import InvalidArgumentError
 
@@ -30,8 +32,11 @@ class Metric:
     pre-period metrics, a model's prediction as in CUPAC) for a regression adjustment on
     all of them, θ pooled over the arms (:func:`~splitlab.stats.regression.regression_test`).
     ``winsorize=(lower_q, upper_q)`` clips unit values at those quantiles, computed per
-    experiment in the engine. ``higher_is_better`` orients the decision; a ``guardrail``
-    metric is reported but kept out of the multiple-testing family.
+    experiment in the engine. ``lower_is_better=True`` (latency, churn, cost; the same as
+    ``higher_is_better=False``) says a decrease is the good direction: effects keep their
+    sign, but chance-to-win, the risks, the decision, the direction of one-sided tests
+    (``analyze(alternative="better")``) and the report's colours follow it. A
+    ``guardrail`` metric is reported but kept out of the multiple-testing family.
 
     >>> Metric("revenue", covariate="pre_revenue").columns
     ('revenue', 'pre_revenue')
@@ -41,6 +46,8 @@ class Metric:
     ('clicks', 'sessions')
     >>> Metric("latency_p90", column="latency", kind="quantile", quantile=0.9).y
     'latency'
+    >>> Metric("latency", lower_is_better=True).higher_is_better
+    False
     """
 
     name: str
@@ -53,11 +60,13 @@ class Metric:
     higher_is_better: bool = True
     guardrail: bool = False
     quantile: float | None = None
+    lower_is_better: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidArgumentError("name", f"must be a non-empty string, got {self.name!r}")
         check_choice("kind", self.kind, METRIC_KINDS)
+        self._orient()
         object.__setattr__(self, "covariate", _covariate_columns(self.name, self.covariate))
         self._check_quantile()
         if self.kind == "ratio":
@@ -87,6 +96,28 @@ class Metric:
                     f"metric {self.name!r}: need 0 <= lower_q < upper_q <= 1, got {self.winsorize}",
                 )
             object.__setattr__(self, "winsorize", (lower, upper))
+
+    def _orient(self) -> None:
+        """``higher_is_better`` and ``lower_is_better`` as one direction, stated once."""
+        higher = self.higher_is_better
+        if not isinstance(higher, (bool, np.bool_)):
+            raise InvalidArgumentError(
+                "higher_is_better", f"metric {self.name!r}: must be True or False, got {higher!r}"
+            )
+        lower = self.lower_is_better
+        if lower is None:
+            lower = not higher
+        elif not isinstance(lower, (bool, np.bool_)):
+            raise InvalidArgumentError(
+                "lower_is_better", f"metric {self.name!r}: must be True or False, got {lower!r}"
+            )
+        elif not lower and not higher:
+            raise InvalidArgumentError(
+                "lower_is_better",
+                f"metric {self.name!r}: lower_is_better=False contradicts higher_is_better=False",
+            )
+        object.__setattr__(self, "lower_is_better", bool(lower))
+        object.__setattr__(self, "higher_is_better", not lower)
 
     def _check_quantile(self) -> None:
         if self.kind != "quantile":

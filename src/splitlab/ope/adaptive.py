@@ -474,7 +474,9 @@ def aipw_readout(
                         "ci_high": effect[arm] + z * se[arm], "p_value": p_value[arm],
                         "method": f"aipw/{weights}",
                         "scale": "relative" if relative else "absolute", "error": "",
-                        "guardrail": metric.guardrail, "higher_is_better": metric.higher_is_better,
+                        "guardrail": metric.guardrail,
+                        "higher_is_better": metric.higher_is_better,
+                        "lower_is_better": not metric.higher_is_better,
                         "excluded": log.excluded,
                     }
                 )  # fmt: skip

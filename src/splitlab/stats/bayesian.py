@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from splitlab._validation import as_counts, as_float_array, broadcast, check_alpha, two_group_counts
+from splitlab._validation import (
+    as_counts,
+    as_float_array,
+    broadcast,
+    check_alpha,
+    check_bool,
+    two_group_counts,
+)
 from splitlab.errors import InvalidArgumentError, ShapeMismatchError
 from splitlab.stats.frequentist import Difference, as_moments, check_shapes, mean_difference
 from splitlab.stats.moments import Moments
@@ -119,6 +126,7 @@ def bayes_test(
     relative: bool = False,
     prior: tuple[float, float] | None = None,
     alpha: float = 0.05,
+    higher_is_better: bool = True,
 ) -> BayesResult:
     """Gaussian Bayesian test of the lift of treatment over control.
 
@@ -140,6 +148,8 @@ def bayes_test(
     exactly 0 for a posterior mean ≳ 11 sd below zero (its truncated-normal mean evidently
     loses 1 − Φ there), this gives the true tiny value (e.g. 6e-32), a difference far below
     1e-12; gbstats' ``risk_treatment`` in the mirror case is matched to ~1e-12 relative.
+    ``higher_is_better=False`` (a metric where lower is better) turns chance_to_win into
+    P(L < 0) and swaps the risks, as negating the metric would; the lift keeps its sign.
 
     >>> control = Moments.from_sums(n=1000, sum=5000.0, sum_sq=27000.0)
     >>> treatment = Moments.from_sums(n=1000, sum=5150.0, sum_sq=28500.0)
@@ -159,15 +169,26 @@ def bayes_test(
         treatment.mean, treatment.var, treatment.n,
         relative=relative,
     )  # fmt: skip
-    return gaussian_posterior(difference, prior=prior, alpha=alpha, relative=relative)
+    return gaussian_posterior(
+        difference, prior=prior, alpha=alpha, relative=relative,
+        higher_is_better=check_bool("higher_is_better", higher_is_better),
+    )  # fmt: skip
 
 
 def gaussian_posterior(
-    difference: Difference, *, prior: tuple[float, float] | None, alpha: float, relative: bool
+    difference: Difference,
+    *,
+    prior: tuple[float, float] | None,
+    alpha: float,
+    relative: bool,
+    higher_is_better: bool = True,
 ) -> BayesResult:
     """Posterior of the lift from an estimate and its standard error (see
     :func:`bayes_test`); also used for CUPED and ratio estimates. Rows flagged in
-    ``difference.errors`` are NaN."""
+    ``difference.errors`` are NaN. With ``higher_is_better=False`` (latency, churn)
+    chance_to_win is P(lift < 0) and the risks are the expected losses in the metric's
+    good direction, E[max(−L, 0)] for keeping the control and E[max(L, 0)] for the
+    variant; the posterior of the lift itself keeps its sign."""
     errors = difference.errors
     shape = errors.shape
     mean, sd = difference.effect, difference.se
@@ -180,10 +201,11 @@ def gaussian_posterior(
             mean = variance * (mean * data_precision + prior_mean * prior_precision)
             sd = np.sqrt(variance)
     margin = special.ndtri(1.0 - alpha / 2.0) * sd
+    gain = mean if higher_is_better else -mean
     with np.errstate(divide="ignore", invalid="ignore"):
-        chance_to_win = special.ndtr(mean / sd)
-    risk_control = _positive_part_mean(mean, sd)
-    risk_treatment = _positive_part_mean(-mean, sd)
+        chance_to_win = special.ndtr(gain / sd)
+    risk_control = _positive_part_mean(gain, sd)
+    risk_treatment = _positive_part_mean(-gain, sd)
     arrays = [
         np.array(np.broadcast_to(value, shape), dtype=float)
         for value in (
