@@ -462,3 +462,12 @@ def test_decisions_frame_shows_the_open_end_of_a_one_sided_interval_as_infinite(
     decision = rollout.check()
     assert decision.guardrails["latency_ms"]["ci_high"] == math.inf
     assert rollout.decisions()["latency_ms.ci_high"][0] == math.inf
+
+
+def test_guardrail_lower_is_better_is_higher_is_better_false():
+    assert Guardrail("latency_ms", lower_is_better=True) == Guardrail(
+        "latency_ms", higher_is_better=False
+    )
+    assert Guardrail("conversion").lower_is_better is False
+    with pytest.raises(InvalidArgumentError, match="lower_is_better"):
+        Guardrail("latency_ms", higher_is_better=False, lower_is_better=False)

@@ -135,17 +135,21 @@ _KIND = "splitlab-rollout"
 class Guardrail:
     """A metric the new arm must not harm.
 
-    ``higher_is_better`` says which direction is harm (latency: False); ``tolerance`` is
-    the harm allowed before a rollback, in the metric's units (a latency tolerance of 2.0
-    rolls back only when latency is shown to be more than 2 ms worse).
+    ``higher_is_better`` says which direction is harm (latency: False, or
+    ``lower_is_better=True`` as for a :class:`~splitlab.analyzer.metrics.Metric`);
+    ``tolerance`` is the harm allowed before a rollback, in the metric's units (a latency
+    tolerance of 2.0 rolls back only when latency is shown to be more than 2 ms worse).
 
     >>> Guardrail("latency_ms", higher_is_better=False, tolerance=2.0)
     Guardrail(name='latency_ms', higher_is_better=False, tolerance=2.0)
+    >>> Guardrail("latency_ms", lower_is_better=True).higher_is_better
+    False
     """
 
     name: str
     higher_is_better: bool = True
     tolerance: float = 0.0
+    lower_is_better: bool | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -157,7 +161,19 @@ class Guardrail:
         tolerance = _finite("tolerance", self.tolerance)
         if tolerance < 0:
             raise InvalidArgumentError("tolerance", f"must be non-negative, got {tolerance!r}")
+        lower = self.lower_is_better
+        if lower is not None:
+            if not isinstance(lower, (bool, np.bool_)):
+                raise InvalidArgumentError(
+                    "lower_is_better", f"must be True or False, got {lower!r}"
+                )
+            if not lower and not self.higher_is_better:
+                raise InvalidArgumentError(
+                    "lower_is_better", "lower_is_better=False contradicts higher_is_better=False"
+                )
+            object.__setattr__(self, "higher_is_better", not lower)
         object.__setattr__(self, "higher_is_better", bool(self.higher_is_better))
+        object.__setattr__(self, "lower_is_better", not self.higher_is_better)
         object.__setattr__(self, "tolerance", tolerance)
 
 
