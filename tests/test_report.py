@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 from html.parser import HTMLParser
 
@@ -211,3 +212,130 @@ def test_directory_as_target_is_rejected_naming_path(data, tmp_path):
     with pytest.raises(InvalidArgumentError) as raised:
         Analyzer(data).report(tmp_path, metrics=["revenue"])
     assert raised.value.argument == "path"
+
+
+def over_time(text: str) -> str:
+    """The text of the report's "Over time" section, tags stripped."""
+    start = text.index("<h2>Over time</h2>")
+    section = text[start : text.index("</section>", start)]
+    return "".join(parse(section).text)
+
+
+def band_report(data, tmp_path, **options) -> tuple[report.Readout, str]:
+    readout = Analyzer(data, date="ts").readout(["revenue"], **options)
+    return readout, over_time(report.write_report(readout, tmp_path / "r.html").read_text())
+
+
+ALWAYS_VALID = {
+    "cs": ({}, "95% confidence sequence: it stays valid however often you look"),
+    "msprt": (
+        {"method": "msprt", "method_options": {"n_plan": 2000}},
+        "mixture sequential probability ratio test (mSPRT) interval: always valid",
+    ),
+    "gst": (
+        {"method": "gst", "method_options": {"planned_n": 2000}},
+        "repeated confidence interval of the group-sequential design: always valid",
+    ),
+}
+
+
+@pytest.mark.parametrize("method", sorted(ALWAYS_VALID))
+def test_always_valid_bands_are_named_as_always_valid(data, tmp_path, method):
+    options, sentence = ALWAYS_VALID[method]
+    readout, text = band_report(data, tmp_path, **options)
+    assert readout.bands == method
+    assert sentence in text
+    assert "always-valid 95%" in text  # the figure caption
+    assert "fixed-horizon" not in text and "overstates certainty" not in text
+
+
+@pytest.mark.parametrize(
+    ("method", "name"),
+    [("ttest", "t-test confidence interval"), ("bayes", "Bayesian credible interval")],
+)
+def test_fixed_horizon_bands_warn_and_say_how_to_get_always_valid_ones(
+    data, tmp_path, method, name
+):
+    readout, text = band_report(data, tmp_path, method=method, bands="fixed")
+    assert readout.bands == method
+    assert f"95% fixed-horizon {name}" in text
+    assert "reading it repeatedly overstates certainty" in text
+    assert 'bands="always-valid"' in text and "(the default)" in text
+    assert f"fixed-horizon 95% {name.split(' ', 1)[-1]}" in text  # the figure caption
+    assert "stays valid however often you look" not in text
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, "confidence sequence: it stays valid however often you look"),
+        ({"bands": "fixed"}, "fixed-horizon t-test confidence interval"),
+        ({"method": "bayes", "bands": "fixed"}, "fixed-horizon Bayesian credible interval"),
+        ({"method": "gst", "method_options": {"planned_n": 2000}}, "repeated confidence"),
+    ],
+)
+def test_unknown_bands_are_inferred_from_the_timeline_frames(data, tmp_path, options, expected):
+    readout = Analyzer(data, date="ts").readout(["revenue"], **options)
+    by_hand = dataclasses.replace(readout, bands=None)
+    text = over_time(report.write_report(by_hand, tmp_path / "r.html").read_text())
+    assert expected in text
+
+
+def test_bands_of_unknown_method_say_so(data, tmp_path):
+    readout = Analyzer(data, date="ts").readout(["revenue"])
+    timelines = {name: frame.drop(columns="method") for name, frame in readout.timelines.items()}
+    by_hand = dataclasses.replace(readout, bands=None, timelines=timelines)
+    text = over_time(report.write_report(by_hand, tmp_path / "r.html").read_text())
+    assert "The method of the bands is unknown" in text
+    assert "interval of unknown method" in text
+    assert "stays valid however often you look" not in text
+
+
+def test_confidence_sequence_band_is_wider_than_the_fixed_one_at_an_early_look(data):
+    analyzer = Analyzer(data, date="ts")
+    always_valid = analyzer.readout(["revenue"]).timelines["revenue"]
+    fixed = analyzer.readout(["revenue"], bands="fixed").timelines["revenue"]
+    keys = ["experiment", "variant", "period"]
+    first = always_valid["period"].min()
+    early = always_valid[always_valid["period"] == first].merge(
+        fixed[fixed["period"] == first], on=keys, suffixes=("_cs", "_fixed")
+    )
+    assert len(early) == 4  # two experiments, two treatments each
+    width_cs = early["ci_high_cs"] - early["ci_low_cs"]
+    width_fixed = early["ci_high_fixed"] - early["ci_low_fixed"]
+    assert (width_cs > width_fixed).all()
+    # the same point estimate: only the band differs
+    np.testing.assert_allclose(early["effect_cs"], early["effect_fixed"])
+
+
+def lower_is_better_results(data) -> pd.DataFrame:
+    results = Analyzer(data).analyze(["revenue", Metric("converted", kind="proportion")])
+    return results.drop(columns="lower_is_better", errors="ignore")
+
+
+def results_rows(text: str) -> list[str]:
+    table = text[text.index('<table class="results">') :]
+    body = table[table.index("<tbody>") : table.index("</tbody>")]
+    return body.split("<tr")[1:]
+
+
+def test_lower_is_better_metrics_are_marked_and_explained(data, tmp_path):
+    results = lower_is_better_results(data)
+    results["lower_is_better"] = results["metric"] == "converted"
+    readout = report.Readout(results, Analyzer(data).srm())
+    text = report.write_report(readout, tmp_path / "r.html").read_text()
+    rows = results_rows(text)
+    assert len(rows) == len(results)
+    for row in rows:
+        marked = "↓ lower is better" in row
+        assert marked == (">converted" in row)
+        if marked:
+            assert 'title="Lower is better: a decrease of this metric is an improvement' in row
+    assert "for them a win is a decrease" in text
+
+
+def test_results_without_a_lower_is_better_column_mark_no_metric(data, tmp_path):
+    results = lower_is_better_results(data)
+    readout = report.Readout(results, Analyzer(data).srm())
+    text = report.write_report(readout, tmp_path / "r.html").read_text()
+    assert "lower is better" not in text and "a win is a decrease" not in text

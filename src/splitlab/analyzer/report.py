@@ -62,6 +62,10 @@ DECISION_CLASSES = {
     "error": "error",
 }
 SRM_COLOUR = "#c62828"
+LOWER_IS_BETTER_HINT = (
+    ' <span class="hint" title="Lower is better: a decrease of this metric is an '
+    'improvement, so a win is a decrease">↓ lower is better</span>'
+)
 # a report is meant to be shared; NamedTemporaryFile would leave it readable by its owner only
 NEW_FILE_MODE = 0o644
 
@@ -77,6 +81,19 @@ th, td { border: 1px solid #dde3ea; padding: 0.25rem 0.55rem; text-align: left;
          vertical-align: top; }
 th { background: #f3f5f8; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.results { width: 100%; font-size: 0.82rem; }
+table.results th, table.results td { padding: 0.25rem 0.35rem; overflow-wrap: break-word; }
+table.results td.note { overflow-wrap: anywhere; }
+table.results td.parts { white-space: normal; }
+table.results td.parts span { white-space: nowrap; }
+table.results td.note { min-width: 7rem; }
+@media (max-width: 1360px) { body { padding-left: 1rem; padding-right: 1rem; } }
+/* a narrow window drops the unit counts (the 5th column); the SRM check shows them */
+@media (max-width: 1100px) {
+  table.results th:nth-child(5), table.results td:nth-child(5) { display: none; }
+}
+.hint { display: block; color: #5f6b7a; font-size: 0.78rem; font-style: normal;
+        white-space: nowrap; cursor: help; }
 tr.win td { background: #e6f4ea; }
 tr.loss td { background: #fdecea; }
 tr.guardrail td { background: #f6cfcd; font-weight: 600; }
@@ -222,7 +239,8 @@ def _p_statement(value: object) -> str:
 
 def _effect(row: pd.Series) -> str:
     """Effect and interval with one number of decimals, set by the interval's width
-    (three significant digits of it), so that the three numbers line up."""
+    (three significant digits of it), so that the three numbers line up. The interval may
+    go to a second line of a narrow column, each of the two parts staying on one line."""
     values = [row[name] for name in ("effect", "ci_low", "ci_high")]
     if any(_missing(value) for value in values):
         return "—" if _missing(values[0]) else f"{float(values[0]):+.4g}"
@@ -234,7 +252,11 @@ def _effect(row: pd.Series) -> str:
     low_text, effect_text, high_text = (
         f"{value * scale:+.{decimals}f}{unit}" for value in (low, effect, high)
     )
-    return f"{effect_text} [{low_text}, {high_text}]"
+    return f"<span>{effect_text}</span> <span>[{low_text}, {high_text}]</span>"
+
+
+def _pair(control: str, variant: str) -> str:
+    return f"<span>{control}</span> / <span>{variant}</span>"
 
 
 def _plain(text: object) -> str:
@@ -260,9 +282,10 @@ def _image(figure: Figure, alt: str, caption: str) -> str:
     )
 
 
-def _table(headers: list[str], rows: list[str]) -> str:
+def _table(headers: list[str], rows: list[str], css: str = "") -> str:
     head = "".join(f"<th>{header}</th>" for header in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    opening = f'<table class="{css}">' if css else "<table>"
+    return f"{opening}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 # ---------------------------------------------------------------------- document
@@ -489,47 +512,50 @@ def _results_section(results: pd.DataFrame, mismatched: set) -> str:
     relative = (results["scale"] == "relative").any()
     bayes = "chance_to_win" in results.columns
     adjusted = parameters.get("correction") is not None
-    headers = ["Experiment", "Segment", "Metric", "Variant", "n control", "n variant"]
-    headers += ["Mean control", "Mean variant", "Effect [CI]"]
+    headers = ["Experiment", "Segment", "Metric", "Variant", "n (control / variant)"]
+    headers += ["Mean (control / variant)", "Effect [CI]"]
     headers += [] if relative else ["Lift"]
     if bayes:
-        headers += ["P(variant better)", "Risk control", "Risk variant"]
+        headers += ["P(variant better)", "Risk (control / variant)"]
     else:
         headers += ["p-value"] + (["Adjusted p"] if adjusted else [])
     headers += ["Decision", "Error / note"]
+    ordered = _experiment_major(results)
+    lower_is_better = _lower_is_better(ordered)
     rows = []
-    for _, row in _experiment_major(results).iterrows():
+    for index, (_, row) in enumerate(ordered.iterrows()):
         experiment = _e(row["experiment"])
         if row["experiment"] in mismatched:
             experiment += '<span class="badge" title="sample-ratio mismatch">SRM</span>'
         metric = _e(row["metric"]) + (" <em>(guardrail)</em>" if row["guardrail"] else "")
+        if lower_is_better[index]:
+            metric += LOWER_IS_BETTER_HINT
         cells = [experiment, _e(row["segment"]), metric, _e(row["variant"])]
-        numbers = [
-            _count(row["n_control"]),
-            _count(row["n_variant"]),
-            _number(row["mean_control"]),
-            _number(row["mean_variant"]),
+        # a pair of numbers may wrap between its parts, each part staying on one line
+        pairs = [
+            _pair(_count(row["n_control"]), _count(row["n_variant"])),
+            _pair(_number(row["mean_control"]), _number(row["mean_variant"])),
             _effect(row),
         ]
-        if not relative:
-            numbers.append(_percent(row["relative_effect"]))
+        numbers = [] if relative else [_percent(row["relative_effect"])]
         if bayes:
-            numbers += [
-                _percent(row["chance_to_win"], signed=False),
-                _number(row["risk_control"], 3),
-                _number(row["risk_variant"], 3),
-            ]
+            numbers.append(_percent(row["chance_to_win"], signed=False))
+            pairs.append(_pair(_number(row["risk_control"], 3), _number(row["risk_variant"], 3)))
         else:
             numbers.append(_p_value(row["p_value"]))
             if adjusted:
                 numbers.append(_p_value(row["p_adjusted"]))
+        number_cells = [f'<td class="num parts">{cell}</td>' for cell in pairs[:3]]
+        number_cells += [f'<td class="num">{cell}</td>' for cell in numbers]
+        number_cells += [f'<td class="num parts">{cell}</td>' for cell in pairs[3:]]
         decision = str(row["decision"])
         css = DECISION_CLASSES.get(decision, "")
         rows.append(
             f'<tr class="{css}">'
             + "".join(f"<td>{cell}</td>" for cell in cells)
-            + "".join(f'<td class="num">{cell}</td>' for cell in numbers)
-            + f'<td class="decision">{_e(decision)}</td><td>{_e(_error_or_note(row))}</td></tr>'
+            + "".join(number_cells)
+            + f'<td class="decision">{_e(decision)}</td>'
+            + f'<td class="note">{_e(_error_or_note(row))}</td></tr>'
         )
     scale = "relative (lift over the control mean)" if relative else "absolute (variant − control)"
     method = parameters.get("method", "ttest")
@@ -543,11 +569,25 @@ def _results_section(results: pd.DataFrame, mismatched: set) -> str:
             else ""
         )
         + ". Green rows are wins, red rows losses (dark red: a guardrail metric got worse)."
+        + (
+            " Metrics marked ↓ lower is better improve when they decrease: for them a win is "
+            "a decrease and a loss an increase (effects keep their sign, variant − control)."
+            if lower_is_better.any()
+            else ""
+        )
     )
     return (
         f'<section><h2>Results</h2><p class="note">{explanation}</p>'
-        f"{_table(headers, rows)}</section>"
+        f"{_table(headers, rows, 'results')}</section>"
     )
+
+
+def _lower_is_better(results: pd.DataFrame) -> np.ndarray:
+    """Per row, whether a decrease is the metric's good direction (False when the results
+    do not say)."""
+    if "lower_is_better" not in results.columns:
+        return np.zeros(len(results), dtype=bool)
+    return results["lower_is_better"].eq(True).to_numpy()
 
 
 # ---------------------------------------------------------------------- plots
@@ -733,12 +773,81 @@ def _timeline_figure(metric: str, timeline: pd.DataFrame, readout: Readout) -> F
     return figure
 
 
+ALWAYS_VALID_BANDS = {
+    "cs": (
+        "confidence sequence",
+        "{level} confidence sequence: it stays valid however often you look, so it can be "
+        "read every day and the experiment stopped whenever it excludes no effect.",
+    ),
+    "msprt": (
+        "mixture SPRT interval",
+        "{level} mixture sequential probability ratio test (mSPRT) interval: always valid, "
+        "it stays valid however often you look.",
+    ),
+    "gst": (
+        "repeated confidence interval",
+        "{level} repeated confidence interval of the group-sequential design: always valid, "
+        "it holds at every look of the design (each exposure period) together.",
+    ),
+}
+FIXED_HORIZON_BANDS = {"ttest": "confidence interval", "bayes": "credible interval"}
+
+
+def _timeline_bands(readout: Readout) -> str | None:
+    """The method of the timelines' bands: ``readout.bands``, or else the one the timeline
+    frames name ("cs/welch" is a confidence sequence; a group-sequential timeline has a
+    ``boundary`` column; "bayes_gaussian" is Bayesian; a plain name such as "welch" is a
+    fixed-horizon test), or None when they do not tell."""
+    if readout.bands is not None:
+        return readout.bands
+    found = set()
+    for timeline in readout.timelines.values():
+        if isinstance(timeline, str) or "method" not in timeline.columns:
+            continue
+        for method in timeline["method"].dropna().astype(str):
+            family = method.split("/", 1)[0]
+            if "boundary" in timeline.columns:
+                found.add("gst")
+            elif family in ALWAYS_VALID_BANDS:
+                found.add(family)
+            elif family.startswith("bayes"):
+                found.add("bayes")
+            elif family:
+                found.add("ttest")
+    return found.pop() if len(found) == 1 else None
+
+
+def _bands_text(bands: str | None, alpha: float) -> tuple[str, str]:
+    """What the timeline bands are: a sentence for the section's note and a short name
+    for the figure captions."""
+    level = f"{1 - alpha:.0%}"
+    if bands in ALWAYS_VALID_BANDS:
+        name, sentence = ALWAYS_VALID_BANDS[bands]
+        return f"The band is the {sentence.format(level=level)}", f"always-valid {level} {name}"
+    if bands in FIXED_HORIZON_BANDS:
+        name = FIXED_HORIZON_BANDS[bands]
+        method = "Bayesian" if bands == "bayes" else "t-test"
+        return (
+            f"The band is the {level} fixed-horizon {method} {name} at that point: it is "
+            "valid for one look at a planned end, and reading it repeatedly overstates "
+            'certainty. <code>Analyzer.readout(..., bands="always-valid")</code> (the '
+            "default) draws always-valid bands instead.",
+            f"fixed-horizon {level} {name}",
+        )
+    return (
+        "The method of the bands is unknown (the readout does not say it), so it is not "
+        "known whether they stay valid when read repeatedly.",
+        "interval of unknown method",
+    )
+
+
 def _timeline_section(readout: Readout) -> str:
+    alpha = readout.results.attrs.get("parameters", {}).get("alpha", 0.05)
+    sentence, band = _bands_text(_timeline_bands(readout), alpha)
     parts = [
         "<section><h2>Over time</h2>",
         '<p class="note">Cumulative effect by exposure period: each point uses every unit '
-        "exposed up to that period; the band is the interval at that point. These are "
-        "fixed-horizon intervals: reading them repeatedly overstates certainty.</p>",
+        f"exposed up to that period. {sentence}</p>",
     ]
     for metric, timeline in readout.timelines.items():
         parts.append(f"<h3>{_e(metric)}</h3>")
@@ -750,7 +859,8 @@ def _timeline_section(readout: Readout) -> str:
             _image(
                 figure,
                 f"Cumulative effect of {metric} over time",
-                f"{metric}: cumulative effect per variant, one panel per experiment.",
+                f"{metric}: cumulative effect per variant with its {band} as the band, "
+                "one panel per experiment.",
             )
         )
     parts.append("</section>")
