@@ -175,3 +175,18 @@ def test_clustered_mean_proportion_and_median_on_spark_equal_pandas(spark, sessi
     mean_rows = pandas_rows[pandas_rows["metric"] == "value"].iloc[0]
     assert (mean_rows["n_control"], mean_rows["n_variant"]) == (users["control"], users["b"])
     assert (spark_rows.loc[spark_rows["metric"] != "value_p50", "method"] == "ratio-delta").all()
+
+
+def test_ratio_cuped_and_clustered_cuped_on_spark_equal_pandas(spark, units, sessions):
+    ratio = sl.Metric(
+        "y_per_x0", kind="ratio", numerator="y", denominator="x0", covariate=("x1", "x2")
+    )
+    pandas_rows, spark_rows = both_engines(spark, units, [ratio])
+    assert_same_results(pandas_rows, spark_rows)
+    assert (pandas_rows["method"] == "ratio-cuped").all()
+    noise = np.random.default_rng(3).normal(0.0, 1.0, len(sessions))
+    frame = sessions.assign(pre_value=sessions["value"] + noise)
+    clustered = sl.Metric("value", covariate="pre_value")
+    pandas_rows, spark_rows = both_engines(spark, frame, [clustered], cluster="user")
+    assert_same_results(pandas_rows, spark_rows)
+    np.testing.assert_allclose(spark_rows["theta"], pandas_rows["theta"], rtol=1e-9)

@@ -524,7 +524,8 @@ def build_query(
             y = Value(aliases[metric.y], integer[metric.y])
         xs = tuple(Value(aliases[column], integer[column]) for column in metric.xs)
         if cluster and metric.kind in ("mean", "proportion"):
-            xs = (rows,)
+            # the ratio of cluster sums to cluster sizes, adjusted by the covariate's ratio
+            xs = (rows, *xs, rows) if xs else (rows,)
         values[metric.name] = (y, xs)
     if derived:
         lazy = lazy.with_columns(*derived)

@@ -207,12 +207,13 @@ class Analyzer:
         for metric in resolved:
             for column in metric.columns:
                 self._require_column("metrics", column, numeric=True)
-            if self.cluster is not None and metric.covariates:
+            several = len(metric.covariates) > 1 and metric.kind != "ratio"
+            if self.cluster is not None and several:
                 raise InvalidArgumentError(
                     "cuped" if cuped not in (None, True) else "metrics",
-                    f"metric {metric.name!r}: a covariate with cluster= makes a "
-                    "regression-adjusted ratio, which is not available yet; drop the "
-                    "covariate or analyse per cluster",
+                    f"metric {metric.name!r}: with cluster= a metric is a ratio of cluster "
+                    "sums, adjusted by one covariate's ratio; several covariates are not "
+                    "available",
                 )
         return resolved
 
@@ -1238,6 +1239,10 @@ def _metric_test(
     k = _second_columns(pairs, metric)
     # with cluster=, a mean or proportion is the ratio of cluster sums to cluster sizes
     clustered = k == 1 and metric.kind in ("mean", "proportion") and not metric.covariates
+    # a ratio (or, with cluster=, a mean) adjusted by its pre-period ratio: y, its
+    # denominator, the pre-period numerator and denominator
+    ratio_adjusted = k == 3 and (metric.kind == "ratio" or len(metric.covariates) == 1)
+    clustered |= ratio_adjusted and metric.kind != "ratio"
     control, treatment = _side(pairs, metric, "c", k), _side(pairs, metric, "t", k)
     extra: dict[str, np.ndarray] = {}
     errors = RowErrors((len(pairs),))
@@ -1272,7 +1277,19 @@ def _metric_test(
     mean_c = control["mean_y"]
     mean_t = (treatment["origin_y"] - origin) + treatment["mean_y"]
     level_c, level_t = origin + mean_c, origin + mean_t
-    if metric.kind == "ratio" or clustered:
+    if ratio_adjusted:
+        from splitlab.stats.ratio_adjustment import ratio_cuped_test
+
+        arms = [
+            _cross(side, [side[f"origin_{v}"] + side[f"mean_{v}"] for v in variables(k)], k, 1)
+            for side in (control, treatment)
+        ]
+        result = ratio_cuped_test(*arms, alpha=alpha, relative=relative, alternative=alternative)
+        means = [
+            a.mean[..., 0] / np.where(a.mean[..., 1] == 0, np.nan, a.mean[..., 1]) for a in arms
+        ]
+        extra = {"variance_reduction": result.variance_reduction, "theta": result.theta}
+    elif metric.kind == "ratio" or clustered:
         arms = [
             _joint(side, side["origin_y"] + side["mean_y"], side["origin_x"] + side["mean_x"], 1)
             for side in (control, treatment)

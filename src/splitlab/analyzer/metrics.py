@@ -31,6 +31,10 @@ class Metric:
     ``covariate`` names a pre-period column for CUPED, or several columns (a list or tuple:
     pre-period metrics, a model's prediction as in CUPAC) for a regression adjustment on
     all of them, θ pooled over the arms (:func:`~splitlab.stats.regression.regression_test`).
+    A ratio metric's covariate is its pre-period (numerator, denominator) pair: the ratio
+    is adjusted by the pre-period ratio
+    (:func:`~splitlab.stats.ratio_adjustment.ratio_cuped_test`, GrowthBook's
+    regression-adjusted ratio).
     ``winsorize=(lower_q, upper_q)`` clips unit values at those quantiles, computed per
     experiment in the engine. ``lower_is_better=True`` (latency, churn, cost; the same as
     ``higher_is_better=False``) says a decrease is the good direction: effects keep their
@@ -44,6 +48,9 @@ class Metric:
     ('pre_revenue', 'predicted')
     >>> Metric("ctr", kind="ratio", numerator="clicks", denominator="sessions").columns
     ('clicks', 'sessions')
+    >>> Metric("ctr", kind="ratio", numerator="clicks", denominator="sessions",
+    ...        covariate=("pre_clicks", "pre_sessions")).xs
+    ('sessions', 'pre_clicks', 'pre_sessions')
     >>> Metric("latency_p90", column="latency", kind="quantile", quantile=0.9).y
     'latency'
     >>> Metric("latency", lower_is_better=True).higher_is_better
@@ -75,9 +82,18 @@ class Metric:
                     "numerator",
                     f"metric {self.name!r}: a ratio metric needs numerator= and denominator=",
                 )
-            if self.covariate is not None:
+            covariates = self.covariates
+            if covariates and len(covariates) != 2:
+                missing = (
+                    f"one column {covariates[0]!r} without its denominator"
+                    if len(covariates) == 1
+                    else f"{len(covariates)} columns"
+                )
                 raise InvalidArgumentError(
-                    "covariate", f"metric {self.name!r}: CUPED is not available for ratio metrics"
+                    "covariate",
+                    f"metric {self.name!r}: a ratio metric's covariate is the pre-period "
+                    f"(numerator, denominator) pair, e.g. covariate=('pre_clicks', "
+                    f"'pre_sessions'); got {missing}",
                 )
         elif self.numerator or self.denominator:
             raise InvalidArgumentError(
@@ -166,8 +182,11 @@ class Metric:
 
     @property
     def xs(self) -> tuple[str, ...]:
-        """Every column reduced beside y: the ratio's denominator, or the covariates."""
-        return (self.denominator,) if self.kind == "ratio" else self.covariates  # type: ignore[return-value]
+        """Every column reduced beside y: the ratio's denominator (then its pre-period
+        numerator and denominator), or the covariates."""
+        if self.kind == "ratio":
+            return (self.denominator, *self.covariates)  # type: ignore[return-value]
+        return self.covariates
 
     @property
     def columns(self) -> tuple[str, ...]:
