@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from splitlab.stats.moments import JointMoments, Moments
     from splitlab.stats.multiplicity import adjust_pvalues
     from splitlab.stats.power import SampleSizeResult, mde, power, sample_size
+    from splitlab.stats.power_now import PowerNowResult, power_now
     from splitlab.stats.quantile import QuantileSummary, quantile_test
+    from splitlab.stats.ratio_adjustment import RatioCupedResult, ratio_cuped_test
     from splitlab.stats.regression import CrossMoments, RegressionResult, regression_test
     from splitlab.stats.results import EffectResult
     from splitlab.stats.srm import SRMResult, srm_test
@@ -61,7 +63,9 @@ __all__ = [
     "Metric",
     "Moments",
     "PoststratifiedResult",
+    "PowerNowResult",
     "QuantileSummary",
+    "RatioCupedResult",
     "RegressionResult",
     "Rollout",
     "SRMResult",
@@ -80,9 +84,11 @@ __all__ = [
     "msprt_tau2",
     "poststratified_test",
     "power",
+    "power_now",
     "prob_best",
     "proportions_test",
     "quantile_test",
+    "ratio_cuped_test",
     "ratio_test",
     "regression_test",
     "sample_size",
@@ -139,7 +145,9 @@ _EXPORTS = {
     "splitlab.stats.moments": ("JointMoments", "Moments"),
     "splitlab.stats.multiplicity": ("adjust_pvalues",),
     "splitlab.stats.power": ("SampleSizeResult", "mde", "power", "sample_size"),
+    "splitlab.stats.power_now": ("PowerNowResult", "power_now"),
     "splitlab.stats.quantile": ("QuantileSummary", "quantile_test"),
+    "splitlab.stats.ratio_adjustment": ("RatioCupedResult", "ratio_cuped_test"),
     "splitlab.stats.regression": ("CrossMoments", "RegressionResult", "regression_test"),
     "splitlab.stats.results": ("EffectResult",),
     "splitlab.stats.srm": ("SRMResult", "srm_test"),

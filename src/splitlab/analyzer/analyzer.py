@@ -913,6 +913,126 @@ class Analyzer:
         extra = [c for c in results.columns if c not in RESULT_COLUMNS]
         return results[RESULT_COLUMNS + extra]
 
+    # ------------------------------------------------------------------ power
+
+    def power(
+        self,
+        metrics: object,
+        mde: float | Mapping[str, float],
+        *,
+        target_power: float = 0.8,
+        method: str = "ttest",
+        relative: bool = False,
+        cuped: object = None,
+        segments: Sequence[str] | str | None = None,
+        strata: str | None = None,
+        alpha: float = 0.05,
+        alternative: str = "two-sided",
+        method_options: Mapping[str, Any] | None = None,
+        tests: int = 1,
+    ) -> pd.DataFrame:
+        """Mid-experiment power: for each comparison, the chance of detecting ``mde`` with
+        the variance and exposure observed so far, and the units still needed for
+        ``target_power`` (:func:`~splitlab.stats.power_now.power_now`, GrowthBook's
+        mid-experiment power).
+
+        The standard error comes from :meth:`analyze`'s fixed-horizon estimate with the
+        same ``relative``, ``cuped``, ``segments`` and ``strata`` (so CUPED's and
+        post-stratification's smaller variance counts), and is assumed to shrink as
+        1/√n. ``mde`` is the planned effect on the analysed scale (a relative lift with
+        ``relative=True``), one number or a mapping metric → number. ``method`` is the
+        analysis the power is for: "ttest" (fixed horizon), "cs" (the confidence sequence,
+        ``method_options={"n_star": ...}``) or "bayes" (``{"prior": (mean, sd)}`` on the
+        effect; flat without). With a one-sided ``alternative`` ("better", "worse", as in
+        :meth:`analyze`) ``mde`` is the size of the effect in that direction of each
+        metric. ``tests`` splits ``alpha`` as a Bonferroni correction would.
+
+        One row per comparison: the keys, ``n_control``, ``n_variant``, ``se``, ``mde``,
+        ``power`` (now), ``target_power``, ``units_needed`` (both arms),
+        ``additional_units``, ``already_powered``, ``method`` and ``error`` (a comparison
+        without a standard error, e.g. a metric with no variance, has NaN and the reason).
+
+        >>> import pandas as pd
+        >>> data = pd.DataFrame({"experiment": "e1", "variant": ["control", "b"] * 500,
+        ...                      "revenue": [1.0, 2.0, 0.0, 2.5] * 250})
+        >>> row = Analyzer(data).power("revenue", mde=0.05).iloc[0]
+        >>> round(float(row["power"]), 3), int(row["additional_units"])
+        (0.515, 967)
+        """
+        from splitlab.stats.power_now import power_now
+
+        method = check_choice("method", method, ("ttest", "cs", "bayes"))
+        options = _method_options(method, method_options)
+        alternative = check_choice("alternative", alternative, ALTERNATIVES)
+        resolved = self._resolve_metrics(metrics, cuped)
+        planned = _planned_effects(mde, resolved)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+            results = self.analyze(
+                resolved, relative=relative, segments=segments, strata=strata,
+                alpha=alpha,
+            )  # fmt: skip
+        directions = {m.name: m for m in resolved}
+        frame = results[["experiment", "segment", "metric", "variant", "n_control"]].copy()
+        frame["n_variant"] = results["n_variant"]
+        frame["se"] = results["se"]
+        power = np.full(len(frame), np.nan)
+        needed = np.full(len(frame), np.nan)
+        errors = results["error"].to_numpy(dtype=object).copy()
+        signed = np.full(len(frame), np.nan)
+        for name, rows in frame.groupby("metric", sort=False).groups.items():
+            metric = directions[name]
+            side = _directed(alternative, metric)
+            size = abs(planned[name]) if side != "two-sided" else planned[name]
+            effect = -size if side == "less" else size
+            signed[frame.index.get_indexer(rows)] = effect
+            index = frame.index.get_indexer(rows)
+            usable = index[errors[index] == ""]
+            if not usable.size:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateDataWarning)
+                found = power_now(
+                    frame["se"].to_numpy(float)[usable],
+                    (frame["n_control"] + frame["n_variant"]).to_numpy(float)[usable],
+                    mde=effect, relative=relative, alpha=alpha, target_power=target_power,
+                    alternative=side, method={"ttest": "fixed"}.get(method, method),
+                    n_star=options.get("n_star", 5000.0), prior=_prior_for(metric, options),
+                    tests=tests,
+                )  # fmt: skip
+            power[usable] = found.power
+            needed[usable] = found.units_needed
+            messages = np.atleast_1d(np.asarray(found.error, dtype=object))
+            errors[usable] = [f"metric {name!r}: {m}" if m else "" for m in messages]
+        frame["mde"] = signed
+        frame["power"] = power
+        frame["target_power"] = float(target_power)
+        frame["units_needed"] = needed
+        observed = (frame["n_control"] + frame["n_variant"]).to_numpy(float)
+        frame["additional_units"] = np.where(
+            np.isfinite(needed), np.ceil(np.maximum(needed - observed, 0.0)), np.nan
+        )
+        frame["already_powered"] = power > float(target_power)
+        frame["method"] = method
+        frame["error"] = errors.astype(str)
+        parameters = {
+            "mde": dict(planned), "target_power": target_power, "method": method,
+            "relative": relative, "cuped": cuped if not isinstance(cuped, Mapping) else dict(cuped),
+            "segments": _segment_columns(segments), "strata": strata, "alpha": alpha,
+            "alternative": alternative, "method_options": options, "tests": tests,
+            "metrics": [vars(m) for m in resolved],
+        }  # fmt: skip
+        frame.attrs.update(self._provenance("power", parameters, frame))
+        bad = frame["error"] != ""
+        if bad.any():
+            warnings.warn(
+                f"{int(bad.sum())} of {len(frame)} power rows have no result; see the "
+                "`error` column",
+                DegenerateDataWarning,
+                stacklevel=2,
+            )
+        return frame
+
     # ------------------------------------------------------------------ timeline
 
     def timeline(
@@ -1486,7 +1606,9 @@ def _stratified_test(
     k = sum(1 for name in names if name.startswith(f"{prefix}origin_x"))
     if k >= 2:
         raise InvalidArgumentError(
-            "strata", f"metric {metric.name!r}: several covariates are not post-stratified"
+            "strata",
+            f"metric {metric.name!r}: several covariates, and a ratio adjusted by its "
+            "pre-period ratio, are not post-stratified",
         )
     clustered = k == 1 and metric.kind in ("mean", "proportion") and not metric.covariates
     errors = RowErrors((len(pairs),))
@@ -1562,6 +1684,28 @@ def _name_strata(text: str, labels: list) -> str:
 
     text = re.sub(r"\b(stratum|strata) (\d+(?:, \d+)*)", lambda m: f"{m[1]} {named(m[2])}", text)
     return re.sub(r"largest stratum \((\d+)\)", lambda m: f"largest stratum ({named(m[1])})", text)
+
+
+def _planned_effects(mde: object, metrics: list[Metric]) -> dict[str, float]:
+    """The planned effect of every metric: one number for all, or metric -> number."""
+    if isinstance(mde, Mapping):
+        missing = [m.name for m in metrics if m.name not in mde]
+        unknown = sorted(set(mde) - {m.name for m in metrics})
+        if missing or unknown:
+            raise InvalidArgumentError(
+                "mde", f"needs every metric and no other: missing {missing}, unknown {unknown}"
+            )
+        values = {m.name: mde[m.name] for m in metrics}
+    else:
+        values = {m.name: mde for m in metrics}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise InvalidArgumentError("mde", f"metric {name!r}: must be a number, got {value!r}")
+        if not np.isfinite(value) or value == 0:
+            raise InvalidArgumentError(
+                "mde", f"metric {name!r}: must be a finite nonzero effect, got {value!r}"
+            )
+    return {name: float(value) for name, value in values.items()}
 
 
 def _directed(alternative: str, metric: Metric) -> str:
