@@ -83,12 +83,11 @@ th { background: #f3f5f8; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.results { width: 100%; font-size: 0.82rem; }
 table.results th, table.results td { padding: 0.25rem 0.35rem; overflow-wrap: break-word; }
-table.results td.note { overflow-wrap: anywhere; }
 table.results td.parts { white-space: normal; }
 table.results td.parts span { white-space: nowrap; }
-table.results td.note { min-width: 7rem; }
+table.results td.note { min-width: 7rem; overflow-wrap: anywhere; }
 @media (max-width: 1360px) { body { padding-left: 1rem; padding-right: 1rem; } }
-/* a narrow window drops the unit counts (the 5th column); the SRM check shows them */
+/* a narrow window drops the unit counts (the 5th column); the SRM check has them per arm */
 @media (max-width: 1100px) {
   table.results th:nth-child(5), table.results td:nth-child(5) { display: none; }
 }
@@ -124,9 +123,10 @@ def write_report(
     <splitlab.analyzer.analyzer.Analyzer.readout>`) to ``path``.
 
     The report holds the provenance of the results, the sample-ratio check per experiment,
-    the results table, a forest plot of the effects and — when the readout has timelines —
-    the cumulative effect over time per metric. The parent directory of ``path`` must
-    exist; a path that cannot be written raises
+    the results table (fitted to a 1280 px wide window), a forest plot of the effects and —
+    when the readout has timelines — the cumulative effect over time per metric, its bands
+    named always valid or fixed-horizon (:attr:`Readout.bands`). The parent directory of
+    ``path`` must exist; a path that cannot be written raises
     :class:`~splitlab.errors.InvalidArgumentError` naming ``path`` (the operating system's
     error is its ``__cause__``) and leaves any existing report untouched. Returns the path
     written.
@@ -256,7 +256,8 @@ def _effect(row: pd.Series) -> str:
 
 
 def _pair(control: str, variant: str) -> str:
-    return f"<span>{control}</span> / <span>{variant}</span>"
+    """Two numbers that may wrap between them, the slash staying with the first."""
+    return f"<span>{control} /</span> <span>{variant}</span>"
 
 
 def _plain(text: object) -> str:
@@ -512,11 +513,12 @@ def _results_section(results: pd.DataFrame, mismatched: set) -> str:
     relative = (results["scale"] == "relative").any()
     bayes = "chance_to_win" in results.columns
     adjusted = parameters.get("correction") is not None
-    headers = ["Experiment", "Segment", "Metric", "Variant", "n (control / variant)"]
-    headers += ["Mean (control / variant)", "Effect [CI]"]
+    pair = "(control&nbsp;/ variant)"  # a header wraps like its cells, after the slash
+    headers = ["Experiment", "Segment", "Metric", "Variant", f"n {pair}"]
+    headers += [f"Mean {pair}", "Effect [CI]"]
     headers += [] if relative else ["Lift"]
     if bayes:
-        headers += ["P(variant better)", "Risk (control / variant)"]
+        headers += ["P(variant better)", f"Risk {pair}"]
     else:
         headers += ["p-value"] + (["Adjusted p"] if adjusted else [])
     headers += ["Decision", "Error / note"]
@@ -777,7 +779,7 @@ ALWAYS_VALID_BANDS = {
     "cs": (
         "confidence sequence",
         "{level} confidence sequence: it stays valid however often you look, so it can be "
-        "read every day and the experiment stopped whenever it excludes no effect.",
+        "checked every day and the experiment stopped as soon as it excludes 0.",
     ),
     "msprt": (
         "mixture SPRT interval",
@@ -787,7 +789,7 @@ ALWAYS_VALID_BANDS = {
     "gst": (
         "repeated confidence interval",
         "{level} repeated confidence interval of the group-sequential design: always valid, "
-        "it holds at every look of the design (each exposure period) together.",
+        "it holds at all of the design's looks (the exposure periods) at once.",
     ),
 }
 FIXED_HORIZON_BANDS = {"ttest": "confidence interval", "bayes": "credible interval"}
@@ -802,13 +804,16 @@ def _timeline_bands(readout: Readout) -> str | None:
         return readout.bands
     found = set()
     for timeline in readout.timelines.values():
-        if isinstance(timeline, str) or "method" not in timeline.columns:
+        if isinstance(timeline, str):
             continue
-        for method in timeline["method"].dropna().astype(str):
+        if "boundary" in timeline.columns:
+            found.add("gst")
+            continue
+        if "method" not in timeline.columns:
+            continue
+        for method in timeline["method"].dropna().astype(str).unique():
             family = method.split("/", 1)[0]
-            if "boundary" in timeline.columns:
-                found.add("gst")
-            elif family in ALWAYS_VALID_BANDS:
+            if family in ALWAYS_VALID_BANDS:
                 found.add(family)
             elif family.startswith("bayes"):
                 found.add("bayes")
