@@ -674,6 +674,10 @@ def test_analyze_lower_is_better_and_alternative_flags_equal_the_analyzer(demo_d
     assert rows["lower_is_better"].tolist() == (expected["metric"] == "converted").tolist()
     assert main([*arguments]) == 0
     assert "converted (lower better)" in capsys.readouterr().out
+    # one-sided intervals show their open side
+    assert main([*arguments, "--alternative", "better"]) == 0
+    table = capsys.readouterr().out
+    assert "(-inf, " in table and ", inf)" in table
 
 
 @pytest.mark.parametrize(

@@ -189,6 +189,15 @@ def _percent(value: float) -> str:
     return f"{value:+.2%}" if math.isfinite(value) else ""
 
 
+def _interval(low: float, high: float, low_text: str, high_text: str) -> str:
+    """[low, high], or the open side of a one-sided interval as −∞ or ∞."""
+    if low == -math.inf and high_text:
+        return f"(-inf, {high_text}]"
+    if high == math.inf and low_text:
+        return f"[{low_text}, inf)"
+    return f"[{low_text}, {high_text}]" if low_text and high_text else ""
+
+
 def _results_table(results: pd.DataFrame) -> pd.DataFrame:
     """The compact view of an analyze table: effect and interval (to two significant
     digits of their standard error), relative lift, p, decision and the SRM flag."""
@@ -217,7 +226,7 @@ def _results_table(results: pd.DataFrame) -> pd.DataFrame:
             decimals = _decimals(se)
             effects.append(_signed(effect, decimals))
             interval = (_signed(low, decimals), _signed(high, decimals))
-        intervals.append(f"[{interval[0]}, {interval[1]}]" if all(interval) else "")
+        intervals.append(_interval(low, high, *interval))
     view["lift" if relative else "effect"] = effects
     view["ci"] = intervals
     if not relative:
