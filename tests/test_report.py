@@ -339,3 +339,13 @@ def test_results_without_a_lower_is_better_column_mark_no_metric(data, tmp_path)
     readout = report.Readout(results, Analyzer(data).srm())
     text = report.write_report(readout, tmp_path / "r.html").read_text()
     assert "lower is better" not in text and "a win is a decrease" not in text
+
+
+@pytest.mark.parametrize(("alternative", "open_side"), [("better", ", inf)"), ("worse", "(-inf, ")])
+def test_one_sided_intervals_show_their_open_side(data, tmp_path, alternative, open_side):
+    path = Analyzer(data).report(tmp_path / "r.html", metrics=["revenue"], alternative=alternative)
+    rows = results_rows(path.read_text(encoding="utf-8"))
+    assert rows and all(open_side in row for row in rows)
+    text = path.read_text(encoding="utf-8")
+    assert f"with 95% one-sided ({alternative}) intervals" in text
+    assert "An arrow marks the open side of a one-sided interval" in text

@@ -240,19 +240,32 @@ def _p_statement(value: object) -> str:
 def _effect(row: pd.Series) -> str:
     """Effect and interval with one number of decimals, set by the interval's width
     (three significant digits of it), so that the three numbers line up. The interval may
-    go to a second line of a narrow column, each of the two parts staying on one line."""
+    go to a second line of a narrow column, each of the two parts staying on one line. A
+    one-sided interval shows its open side, ``(-inf, high]`` or ``[low, inf)``, its decimals
+    set by twice the distance from the effect to its finite end."""
     values = [row[name] for name in ("effect", "ci_low", "ci_high")]
     if any(_missing(value) for value in values):
         return "—" if _missing(values[0]) else f"{float(values[0]):+.4g}"
     effect, low, high = (float(value) for value in values)
+    if not math.isfinite(effect) or not (math.isfinite(low) or math.isfinite(high)):
+        return f"{effect:+.4g}"
     scale = 100.0 if row["scale"] == "relative" else 1.0
-    width = (high - low) * scale
+    if math.isfinite(low) and math.isfinite(high):
+        width = (high - low) * scale
+    else:
+        width = 2 * abs(effect - (low if math.isfinite(low) else high)) * scale
     decimals = min(8, max(0, 2 - math.floor(math.log10(width)))) if width > 0 else 4
     unit = "%" if scale == 100.0 else ""
     low_text, effect_text, high_text = (
         f"{value * scale:+.{decimals}f}{unit}" for value in (low, effect, high)
     )
-    return f"<span>{effect_text}</span> <span>[{low_text}, {high_text}]</span>"
+    if low == -math.inf:
+        interval = f"(-inf, {high_text}]"
+    elif high == math.inf:
+        interval = f"[{low_text}, inf)"
+    else:
+        interval = f"[{low_text}, {high_text}]"
+    return f"<span>{effect_text}</span> <span>{interval}</span>"
 
 
 def _pair(control: str, variant: str) -> str:
@@ -562,8 +575,10 @@ def _results_section(results: pd.DataFrame, mismatched: set) -> str:
     scale = "relative (lift over the control mean)" if relative else "absolute (variant − control)"
     method = parameters.get("method", "ttest")
     alpha = parameters.get("alpha", 0.05)
+    alternative = parameters.get("alternative", "two-sided")
+    sided = "" if alternative == "two-sided" else f"one-sided ({_e(alternative)}) "
     explanation = (
-        f"Effects are {scale} with {1 - alpha:.0%} intervals; method {_e(method)}"
+        f"Effects are {scale} with {1 - alpha:.0%} {sided}intervals; method {_e(method)}"
         + (f", p-values adjusted with {_e(parameters['correction'])}" if adjusted else "")
         + (
             "; the intervals and p-values stay valid however often the experiment is looked at"
@@ -627,7 +642,16 @@ def _forest_figure(results: pd.DataFrame, mismatched: set) -> Figure:
         effect = subset["effect"].to_numpy(dtype=float)
         low = subset["ci_low"].to_numpy(dtype=float)
         high = subset["ci_high"].to_numpy(dtype=float)
-        known = np.isfinite(effect) & np.isfinite(low) & np.isfinite(high)
+        # a one-sided interval has one infinite end: it is drawn to past the finite values
+        # and ends in an arrow
+        open_low, open_high = low == -np.inf, high == np.inf
+        known = (
+            np.isfinite(effect)
+            & (np.isfinite(low) | open_low)
+            & (np.isfinite(high) | open_high)
+            & ~(open_low & open_high)
+        )
+        low, high = _open_ends(effect[known], low, high, open_low, open_high)
         decisions = subset["decision"].to_numpy()
         for decision, colour in DECISION_COLOURS.items():
             chosen = known & (decisions == decision)
@@ -643,6 +667,10 @@ def _forest_figure(results: pd.DataFrame, mismatched: set) -> Figure:
                     linewidth=1.4,
                     zorder=3,
                 )
+            for side, ends, marker in ((open_low, low, "<"), (open_high, high, ">")):
+                arrows = chosen & side
+                if arrows.any():
+                    ax.plot(ends[arrows], y[arrows], marker, color=colour, markersize=6, zorder=3)
         for row_position in y[~known]:
             ax.text(
                 0.5,
@@ -689,6 +717,26 @@ def _forest_figure(results: pd.DataFrame, mismatched: set) -> Figure:
     return figure
 
 
+def _open_ends(
+    effect: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    open_low: np.ndarray,
+    open_high: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval ends to draw: an infinite end is moved to a quarter of the finite values'
+    span beyond them."""
+    finite = np.concatenate([effect, low[np.isfinite(low)], high[np.isfinite(high)]])
+    if not finite.size:
+        return low, high
+    smallest, largest = finite.min(), finite.max()
+    reach = 0.25 * ((largest - smallest) or abs(largest) or 1.0)
+    return (
+        np.where(open_low, smallest - reach, low),
+        np.where(open_high, largest + reach, high),
+    )
+
+
 def _forest_section(results: pd.DataFrame, mismatched: set) -> str:
     figure = _forest_figure(results, mismatched)
     caption = (
@@ -696,6 +744,9 @@ def _forest_section(results: pd.DataFrame, mismatched: set) -> str:
         "the vertical line marks no effect. Labels in red belong to experiments with a "
         "sample-ratio mismatch."
     )
+    bounds = results[["ci_low", "ci_high"]].to_numpy(dtype=float)
+    if np.isinf(bounds).any():
+        caption += " An arrow marks the open side of a one-sided interval."
     return f"<section><h2>Effects</h2>{_image(figure, 'Forest plot of effects', caption)}</section>"
 
 
