@@ -143,9 +143,15 @@ def test_cluster_column_must_exist_and_differ(data):
         sl.Analyzer(data, cluster="variant")
 
 
-def test_clustered_covariate_is_refused_clearly(data):
-    with pytest.raises(InvalidArgumentError, match="regression-adjusted ratio"):
-        sl.Analyzer(data, cluster="user").analyze([sl.Metric("session_value", covariate="pages")])
+def test_clustered_metric_takes_one_covariate_and_refuses_several(data):
+    adjusted = sl.Analyzer(data, cluster="user").analyze(
+        [sl.Metric("session_value", covariate="pages")]
+    )
+    assert (adjusted["method"] == "ratio-cuped").all() and (adjusted["error"] == "").all()
+    with pytest.raises(InvalidArgumentError, match="several covariates"):
+        sl.Analyzer(data, cluster="user").analyze(
+            [sl.Metric("session_value", covariate=["pages", "clicks"])]
+        )
 
 
 def test_clustered_proportion_with_values_other_than_0_and_1_is_a_row_error(data):
