@@ -349,3 +349,9 @@ def test_one_sided_intervals_show_their_open_side(data, tmp_path, alternative, o
     text = path.read_text(encoding="utf-8")
     assert f"with 95% one-sided ({alternative}) intervals" in text
     assert "An arrow marks the open side of a one-sided interval" in text
+
+
+def test_quality_rows_without_a_variant_or_column_show_a_dash_not_nan(written):
+    text, _ = written
+    assert "Data quality" in text and "Exposures per day" in text
+    assert "<td>nan</td>" not in text

@@ -489,8 +489,8 @@ def _quality_section(quality: pd.DataFrame) -> str:
             flag = bool(row["flag"])
             cells = [
                 _e(row["experiment"]),
-                "—" if row["variant"] is None else _e(row["variant"]),
-                "—" if row["metric"] is None else _e(row["metric"]),
+                "—" if _missing(row["variant"]) else _e(row["variant"]),
+                "—" if _missing(row["metric"]) else _e(row["metric"]),
                 "—" if pd.isna(row["day"]) else f"{pd.Timestamp(row['day']):%Y-%m-%d}",
             ]
             numbers = [
