@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,26 @@ def reference_params(name: str, key: str, select, describe) -> list:
         for index, entry in enumerate(data[key])
         if select(entry)
     ]
+
+
+def reference_cases(name: str, select) -> list:
+    """The ``cases`` of a reference file that ``select`` keeps, one param per case, with
+    the case's ``id`` as its test id."""
+    return reference_params(name, "cases", select, lambda i, case: case["id"])
+
+
+def reference_case(name: str, case_id: str) -> dict:
+    """The case with this ``id`` in reference file ``name``."""
+    return next(c for c in load_reference(name)["cases"] if c["id"] == case_id)
+
+
+def expected_value(case: dict, name: str) -> float:
+    """An expected figure of a reference case; a missing end of a one-sided interval is
+    the open end, ±inf."""
+    value = case["expected"][name]
+    if value is None and name in ("ci_low", "ci_high"):
+        return -np.inf if name == "ci_low" else np.inf
+    return value
 
 
 def gbstats_cases(*kinds: str) -> list:

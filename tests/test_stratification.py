@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import load_reference, reference_params
+from conftest import expected_value, load_reference, reference_case, reference_cases
 from splitlab.errors import DegenerateDataWarning, InvalidArgumentError
 from splitlab.stats.adjustment import cuped_test
 from splitlab.stats.frequentist import ratio_test, ttest
@@ -57,18 +57,11 @@ def run(case: dict) -> PoststratifiedResult:
 
 
 def cases(select) -> list:
-    return reference_params(REFERENCE, "cases", select, lambda i, case: case["id"])
+    return reference_cases(REFERENCE, select)
 
 
 def case_named(name: str) -> dict:
-    return next(c for c in load_reference(REFERENCE)["cases"] if c["id"] == name)
-
-
-def expected_value(case: dict, name: str) -> float:
-    value = case["expected"][name]
-    if value is None and name in ("ci_low", "ci_high"):  # a one-sided interval's open end
-        return -np.inf if name == "ci_low" else np.inf
-    return value
+    return reference_case(REFERENCE, name)
 
 
 def check_fields(result, case: dict, row=()) -> None:

@@ -29,9 +29,10 @@ import numpy as np
 
 from splitlab._validation import as_float_array, check_alpha, check_alternative, check_bool
 from splitlab.errors import InvalidArgumentError, ShapeMismatchError
-from splitlab.stats.frequentist import Difference, check_shapes, finish, mean_difference
+from splitlab.stats.frequentist import Difference, finish, mean_difference
 from splitlab.stats.moments import LOST_PRECISION
 from splitlab.stats.regression import COLLINEARITY, CrossMoments, as_cross_moments
+from splitlab.stats.regression import _check_pair as check_cross_moment_pair
 from splitlab.stats.results import EffectResult, RowErrors
 
 VARIABLES = ("numerator", "denominator", "numerator_pre", "denominator_pre")
@@ -99,27 +100,14 @@ def ratio_cross_moments(n, sums, sum_squares, cross_products) -> CrossMoments:
     return CrossMoments.from_sums(n, sums, cross)
 
 
-def _check_ratio_moments(name: str, value: object) -> CrossMoments:
-    moments = as_cross_moments(name, value)
-    if moments.k != 3:
-        raise InvalidArgumentError(
-            name,
-            f"ratio CUPED needs 4 variables ({', '.join(VARIABLES)}), got {moments.k + 1}",
-        )
-    return moments
-
-
 def _check_pair(control: object, treatment: object) -> tuple[CrossMoments, CrossMoments]:
-    control = _check_ratio_moments("control", control)
-    treatment = _check_ratio_moments("treatment", treatment)
-    check_shapes(control, treatment)
-    if treatment.ddof != control.ddof:
-        raise InvalidArgumentError(
-            "treatment",
-            f"has ddof={treatment.ddof}, control has ddof={control.ddof}: proportion "
-            "(ddof=0) and sample (ddof=1) moments do not mix",
-        )
-    return control, treatment
+    for name, moments in (("control", control), ("treatment", treatment)):
+        k = as_cross_moments(name, moments).k
+        if k != 3:
+            raise InvalidArgumentError(
+                name, f"ratio CUPED needs 4 variables ({', '.join(VARIABLES)}), got {k + 1}"
+            )
+    return check_cross_moment_pair(control, treatment)
 
 
 def _check_theta(theta: object, shape: tuple[int, ...]) -> np.ndarray | None:
