@@ -179,6 +179,9 @@ def test_quick_analyzer_methods_rows_state_their_ratio_and_verdict(quick_run):
         'Clustered mean: session rows, cluster="user" (diagnostic, no budget)': (
             "(3) splitlab", "(c) DuckDB",
         ),
+        "Ratio CUPED: 3 ratio metrics adjusted by their pre-period ratio": (
+            "(4) splitlab", "(d) DuckDB",
+        ),
     }  # fmt: skip
     for title, (ours_label, baseline_label) in sections.items():
         rows = tables[title][0]

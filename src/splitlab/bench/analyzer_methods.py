@@ -1,10 +1,12 @@
 """The Analyzer's analysis methods on a Parquet file against DuckDB's own SQL: regression
-adjustment on many covariates, quantile metrics, and clustered (session-level) means.
+adjustment on many covariates, quantile metrics, clustered (session-level) means and ratio
+metrics adjusted by their pre-period ratio (ratio CUPED).
 
 Budgets (the issue): a 10^7-row Parquet file with 5 covariates on each of 3 metrics, end to
 end within 2x of DuckDB's own group-by of the same sums; 3 quantile metrics (median, p90,
-p99) within 3x of DuckDB's own ``quantile_cont`` of the same quantiles and interval bounds.
-The clustered row is a diagnostic (no budget).
+p99) within 3x of DuckDB's own ``quantile_cont`` of the same quantiles and interval bounds;
+3 ratio CUPED metrics within 2x of DuckDB's own group-by of the same sums. The clustered row
+is a diagnostic (no budget).
 
 Input (generated once per ``--rows`` and ``--seed`` and cached in ``--data-dir``, outside the
 repository, by :func:`splitlab.bench.analyzer.ensure_data` with this suite's generators):
@@ -12,8 +14,11 @@ repository, by :func:`splitlab.bench.analyzer.ensure_data` with this suite's gen
 - a unit-level file: the experiments, arms and metrics of ``splitlab.bench.analyzer``
   (revenue, sessions, minutes, with their pre-period values) plus 4 more pre-period
   covariates per metric (:data:`COVARIATES`: floats and BIGINT counts, correlated with the
-  pre-period value or independent of everything; no two collinear), and ``latency``
-  (lognormal, in ms, a few per cent slower in some treatment arms);
+  pre-period value or independent of everything; no two collinear), ``latency``
+  (lognormal, in ms, a few per cent slower in some treatment arms), and for the ratio
+  metrics of :data:`RATIOS` ``pageviews`` (Poisson around 3 per session), ``clicks`` and
+  ``pre_clicks`` (binomial in the pageviews of their period with a click rate of the unit's
+  own, 0.5% higher in some treatment arms) and ``active_days``;
 - a session-level file of the same size: ``user`` (BIGINT id), experiment and arm per user,
   1 + Poisson(4) sessions per user and ``minutes`` per session, correlated within a user.
 
@@ -35,13 +40,19 @@ Routes, each timed end to end from the file path (wall time and CPU time, best o
     session as the ratio of per-user sums) against (c) DuckDB's own two-level group-by: per
     (experiment, variant, user) Σy and the session count m, then per (experiment, variant)
     the users K, Σs, Σs², Σm, Σm², Σs·m. Diagnostic, no budget.
+(4) splitlab ``Analyzer(path).analyze([Metric(r, kind="ratio", numerator=m, denominator=d,
+    covariate=(m_pre, d_pre)) for r in 3 ratio metrics])`` against (d) DuckDB: one
+    hand-written group-by of count and, per metric, the sums, sums of squares and the 6
+    cross products of (m, d, m_pre, d_pre); budget <= 2x.
 
 Before timing, the routes are checked to do equal work, to 1e-6 relative: (a)'s sums through
 ``CrossMoments.from_sums`` and ``regression_test`` give splitlab's effect and p-value; (b)'s
 quantiles equal splitlab's point estimates (to 1e-12) and its bounds through
 ``QuantileSummary`` and ``quantile_test`` give splitlab's effect and p-value; (c)'s sums
-through ``JointMoments.from_sums`` and ``ratio_test`` give splitlab's; and splitlab reduces
-the unit file in one pass (no shifted second pass, which (a) would not do). Diagnostic rows
+through ``JointMoments.from_sums`` and ``ratio_test`` give splitlab's; (d)'s sums through
+``ratio_cross_moments`` and ``ratio_cuped_test`` give splitlab's effect, p-value and θ; and
+splitlab reduces the unit file in one pass (no shifted second pass, which (a) and (d) would
+not do). Diagnostic rows
 split splitlab's time: its engine passes alone (open, build, collect to pandas; for
 quantiles the count per group and, per metric,
 :func:`~splitlab.analyzer.quantiles.quantile_statistics`), ``analyze`` on ready engine
@@ -57,6 +68,7 @@ DuckDB directly, and for quantiles DuckDB's point estimates alone, (b) written w
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 from collections.abc import Callable
@@ -74,9 +86,11 @@ from splitlab.bench.provenance import Provenance, load_average, script_command, 
 QUICK = ("--rows", "100000", "--repeats", "1")
 MAX_RATIO_REGRESSION = 2.0
 MAX_RATIO_QUANTILE = 3.0
+MAX_RATIO_RATIO_CUPED = 2.0
 RTOL = 1e-6
 QUANTILE_RTOL = 1e-12
-DATA_VERSION = 1  # bump when a generator changes, so cached files are not reused
+# per file kind; bump when its generator changes, so cached files are not reused
+DATA_VERSIONS = {"units": 2, "sessions": 1}
 
 # y -> its 5 covariates; the first is the pre-period value splitlab.bench.analyzer generates
 COVARIATES = {
@@ -90,6 +104,16 @@ COVARIATES = {
     ),
 }  # fmt: skip
 QUANTILES = (("latency_p50", 0.5), ("latency_p90", 0.9), ("latency_p99", 0.99))
+# ratio metric -> (numerator, denominator, pre-period numerator, pre-period denominator);
+# no column is shared between them, so no sum of one metric is another's
+RATIOS = {
+    "ctr": ("clicks", "pageviews", "pre_clicks", "pre_pageviews"),
+    "revenue_per_session": ("revenue", "sessions", "pre_revenue", "pre_sessions"),
+    "minutes_per_active_day": ("minutes", "active_days", "pre_minutes", "pre_active_days"),
+}
+# the four variables' short names in ratio_cross_moments' order, and its 6 cross products
+RATIO_VARIABLES = ("m", "d", "m_pre", "d_pre")
+RATIO_PRODUCTS = tuple(itertools.combinations(range(4), 2))
 
 
 # --------------------------------------------------------------------------- data
@@ -115,8 +139,16 @@ def unit_chunk(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
     chunk["pre_long_sessions"] = rng.poisson(minutes / 10.0)
     chunk["pre_idle_minutes"] = rng.gamma(2.0, 3.0, rows)
     chunk["predicted_minutes"] = 0.8 * minutes + rng.normal(0.0, 5.0, rows)
-    slower = np.char.endswith(chunk["variant"].astype(str), "b")
+    variant = chunk["variant"].astype(str)
+    slower = np.char.endswith(variant, "b")
     chunk["latency"] = rng.lognormal(5.0, 0.6, rows) * np.where(slower, 1.03, 1.0)
+    # the ratio metrics' columns, drawn last so that every column above keeps its values
+    chunk["pageviews"] = rng.poisson(3.0 * chunk["sessions"])
+    click_rate = rng.beta(2.0, 18.0, rows)  # a unit's own, in both periods
+    chunk["pre_clicks"] = rng.binomial(chunk["pre_pageviews"], click_rate)
+    lift = np.where(np.char.endswith(variant, "a"), 1.005, 1.0)
+    chunk["clicks"] = rng.binomial(chunk["pageviews"], click_rate * lift)
+    chunk["active_days"] = np.minimum(rng.poisson(chunk["sessions"]), 28)
     return chunk
 
 
@@ -146,7 +178,8 @@ def ensure_data(kind: str, rows: int, seed: int, directory: Path) -> Path:
     :func:`splitlab.bench.analyzer.ensure_data` (chunked, atomic, same Parquet layout) with
     this suite's generator and file name."""
     make = {"units": unit_chunk, "sessions": session_chunk}[kind]
-    path = directory / f"analyzer-methods-{kind}-v{DATA_VERSION}-rows{rows}-seed{seed}.parquet"
+    version = DATA_VERSIONS[kind]
+    path = directory / f"analyzer-methods-{kind}-v{version}-rows{rows}-seed{seed}.parquet"
     return base.ensure_data(rows, seed, directory, make=make, path=path)
 
 
@@ -163,6 +196,15 @@ def quantile_metrics():
     from splitlab import Metric
 
     return [Metric(name, column="latency", kind="quantile", quantile=q) for name, q in QUANTILES]
+
+
+def ratio_metrics():
+    from splitlab import Metric
+
+    return [
+        Metric(name, kind="ratio", numerator=m, denominator=d, covariate=(m_pre, d_pre))
+        for name, (m, d, m_pre, d_pre) in RATIOS.items()
+    ]
 
 
 def cluster_metrics():
@@ -193,6 +235,33 @@ def regression_sql(path: Path) -> str:
     """(a): count and every sum a regression of each metric on its covariates needs
     (:func:`regression_sums`), in one group-by over the file."""
     parts = ["count(*) AS n"] + [f"{sql} AS {alias}" for alias, sql in regression_sums()]
+    select = ",\n       ".join(parts)
+    return (
+        f"SELECT experiment, variant,\n       {select}\n"
+        f"FROM read_parquet('{path}')\nGROUP BY experiment, variant"
+    )
+
+
+def ratio_sums() -> list[tuple[str, str]]:
+    """(alias, SQL expression) of (d)'s sums: per ratio metric Σv, Σv² of its four columns
+    v and their 6 cross products, named ``{metric}__{v}``, ``{metric}__{v}__{v}`` and
+    ``{metric}__{v}__{w}`` with v, w among :data:`RATIO_VARIABLES`."""
+    sums = []
+    for name, columns in RATIOS.items():
+        named = list(zip(RATIO_VARIABLES, columns, strict=True))
+        sums += [(f"{name}__{v}", f"sum({column})") for v, column in named]
+        sums += [(f"{name}__{v}__{v}", f"sum({column} * {column})") for v, column in named]
+        sums += [
+            (f"{name}__{named[i][0]}__{named[j][0]}", f"sum({named[i][1]} * {named[j][1]})")
+            for i, j in RATIO_PRODUCTS
+        ]
+    return sums
+
+
+def ratio_sql(path: Path) -> str:
+    """(d): count and every sum the ratio CUPED test of each metric needs
+    (:func:`ratio_sums`), in one group-by over the file."""
+    parts = ["count(*) AS n"] + [f"{sql} AS {alias}" for alias, sql in ratio_sums()]
     select = ",\n       ".join(parts)
     return (
         f"SELECT experiment, variant,\n       {select}\n"
@@ -394,6 +463,52 @@ def check_regression(path: Path, worst: dict[str, float]) -> None:
         _compare(ours[ours["metric"] == y], reference, f"(a) {y}", worst)
 
 
+def check_ratio_cuped(path: Path, worst: dict[str, float]) -> None:
+    """(d)'s sums through ``ratio_cross_moments`` + ``ratio_cuped_test`` vs splitlab's
+    effect, p-value and θ; and the data is reduced in one pass, as for (a)."""
+    import pandas as pd
+
+    from splitlab import Analyzer
+    from splitlab.analyzer.metrics import as_metrics
+    from splitlab.stats.ratio_adjustment import ratio_cross_moments, ratio_cuped_test
+
+    ours = route_analyze(path, ratio_metrics)
+    _no_errors(ours, "(d)")
+    statistics = Analyzer(str(path))._statistics(as_metrics(ratio_metrics()), [])
+    origins = statistics[[c for c in statistics.columns if ".origin_" in c]].to_numpy()
+    if np.any(origins != 0):
+        raise AssertionError("(d): splitlab shifted a column (a second pass): not (d)'s work")
+    if not ours["method"].eq("ratio-cuped").all():
+        raise AssertionError(f"(d): splitlab ran {ours['method'].unique()}, not ratio-cuped")
+    names = ["experiment", "variant", "n"] + [alias for alias, _ in ratio_sums()]
+    pairs = _pairs(_frame(route_duckdb_sql(ratio_sql(path)), names))
+    squares = [f"{v}__{v}" for v in RATIO_VARIABLES]
+    products = [f"{RATIO_VARIABLES[i]}__{RATIO_VARIABLES[j]}" for i, j in RATIO_PRODUCTS]
+    for name in RATIOS:
+        arms = []
+        for side in ("c", "t"):
+            sums, sum_squares, cross_products = (
+                np.stack([pairs[f"{name}__{a}_{side}"].to_numpy(float) for a in aliases], -1)
+                for aliases in (RATIO_VARIABLES, squares, products)
+            )
+            n = pairs[f"n_{side}"].to_numpy(float)
+            arms.append(ratio_cross_moments(n, sums, sum_squares, cross_products))
+        result = ratio_cuped_test(*arms)
+        reference = pd.DataFrame(
+            {
+                "experiment": pairs["experiment"],
+                "variant": pairs["variant_t"],
+                "effect": result.effect,
+                "p_value": result.p_value,
+                "theta": result.theta,
+            }
+        )
+        _compare(
+            ours[ours["metric"] == name], reference, f"(d) {name}", worst,
+            columns=("effect", "p_value", "theta"),
+        )  # fmt: skip
+
+
 def quantile_tables(path: Path, levels: list[float]):
     """(b)'s rows as one frame per ν: experiment, variant, n, n_star, quantile, lower, upper
     (each group's bounds are those of its own n*)."""
@@ -487,9 +602,17 @@ def check_cluster(path: Path, worst: dict[str, float]) -> None:
 
 # --------------------------------------------------------------------------- report
 
-BUDGETED = {"splitlab_regression": "duckdb_regression", "splitlab_quantile": "duckdb_quantile"}
-BUDGETS = {"splitlab_regression": MAX_RATIO_REGRESSION, "splitlab_quantile": MAX_RATIO_QUANTILE}
-# (route, its baseline, label), in table order; sections are the three methods
+BUDGETED = {
+    "splitlab_regression": "duckdb_regression",
+    "splitlab_quantile": "duckdb_quantile",
+    "splitlab_ratio_cuped": "duckdb_ratio_cuped",
+}
+BUDGETS = {
+    "splitlab_regression": MAX_RATIO_REGRESSION,
+    "splitlab_quantile": MAX_RATIO_QUANTILE,
+    "splitlab_ratio_cuped": MAX_RATIO_RATIO_CUPED,
+}
+# (route, its baseline, label), in table order; sections are the four methods
 SECTIONS = {
     "Regression adjustment: 3 metrics x 5 covariates": [
         ("splitlab_regression", "duckdb_regression",
@@ -530,6 +653,19 @@ SECTIONS = {
         ("post_cluster", "duckdb_cluster",
          "diagnostic: after the aggregation (checks, SRM, `ratio_test`, tidy frame)"),
     ],
+    "Ratio CUPED: 3 ratio metrics adjusted by their pre-period ratio": [
+        ("splitlab_ratio_cuped", "duckdb_ratio_cuped",
+         "(4) splitlab `Analyzer(path).analyze(3 ratio metrics, covariate=(m_pre, d_pre))`"),
+        ("duckdb_ratio_cuped", "duckdb_ratio_cuped",
+         "(d) DuckDB hand-written group-by: n, Σv, Σv², Σv·w of (m, d, m_pre, d_pre) "
+         "(43 aggregates)"),
+        ("explain_ratio_cuped", "duckdb_ratio_cuped",
+         "diagnostic: the SQL `Analyzer.explain()` prints, run by DuckDB directly"),
+        ("query_ratio_cuped", "duckdb_ratio_cuped",
+         "diagnostic: splitlab engine pass only (open, build, collect -> pandas)"),
+        ("post_ratio_cuped", "duckdb_ratio_cuped",
+         "diagnostic: after the aggregation (checks, SRM, 3 `ratio_cuped_test`s, tidy frame)"),
+    ],
 }  # fmt: skip
 
 
@@ -540,8 +676,10 @@ def route_functions(
     from splitlab import Analyzer
 
     explain = Analyzer(str(units)).explain(regression_metrics())
+    explain_ratio = Analyzer(str(units)).explain(ratio_metrics())
     sql = {
         "regression": regression_sql(units),
+        "ratio_cuped": ratio_sql(units),
         "quantile": quantile_sql(units, levels),
         "point": point_quantile_sql(units),
         "separate": separate_quantile_sql(units, levels),
@@ -568,6 +706,11 @@ def route_functions(
             "duckdb_cluster": lambda: route_duckdb_sql(sql["cluster"]),
             "query_cluster": lambda: route_query(sessions, cluster_metrics, cluster="user"),
             "post_cluster": post_aggregation(sessions, cluster_metrics, cluster="user"),
+            "splitlab_ratio_cuped": lambda: route_analyze(units, ratio_metrics),
+            "duckdb_ratio_cuped": lambda: route_duckdb_sql(sql["ratio_cuped"]),
+            "explain_ratio_cuped": lambda: route_duckdb_sql(explain_ratio),
+            "query_ratio_cuped": lambda: route_query(units, ratio_metrics),
+            "post_ratio_cuped": post_aggregation(units, ratio_metrics),
         }
     )
     return functions
@@ -637,6 +780,7 @@ def main(
     check_regression(units, worst)
     check_quantiles(units, levels, worst)
     check_cluster(sessions, worst)
+    check_ratio_cuped(units, worst)
     print("equal work: " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
     progress.step("equal work checked")
 
@@ -663,7 +807,12 @@ def main(
         value = wall[plus] - (0.0 if absolute else wall[minus])
         return f"{value * 1e3:+,.0f} ms ({value / wall[minus]:+.0%})"
 
-    methods = (("regression", "(1) − (a)"), ("quantile", "(2) − (b)"), ("cluster", "(3) − (c)"))
+    methods = (
+        ("regression", "(1) − (a)"),
+        ("quantile", "(2) − (b)"),
+        ("cluster", "(3) − (c)"),
+        ("ratio_cuped", "(4) − (d)"),
+    )
     breakdown = table(
         ["method", "splitlab − DuckDB", "engine passes − DuckDB", "after the engine passes"],
         [
@@ -687,17 +836,24 @@ def main(
     size_units = units.stat().st_size / 2**20
     size_sessions = sessions.stat().st_size / 2**20
     level_text = ", ".join(f"{level:.6g}" for level in levels)
-    report = f"""# Analysis methods: regression adjustment, quantiles and clusters vs DuckDB
+    ratios_text = ", ".join(
+        f"{name} = {m}/{d} adjusted by {m_pre}/{d_pre}"
+        for name, (m, d, m_pre, d_pre) in RATIOS.items()
+    )
+    report = f"""# Analysis methods: regression, ratio CUPED, quantiles and clusters vs DuckDB
 
 Budgets (the issue): {args.rows:,}-row Parquet, 3 metrics with 5 covariates each, end to end
 within {MAX_RATIO_REGRESSION:g}x of DuckDB's own group-by of the same sums; median, p90 and
 p99 within {MAX_RATIO_QUANTILE:g}x of DuckDB's own `quantile_cont` of the same quantiles and
-interval bounds. Measured (wall-time ratios): {budgets}.
+interval bounds; 3 ratio metrics adjusted by their pre-period ratio (ratio CUPED) within
+{MAX_RATIO_RATIO_CUPED:g}x of DuckDB's own group-by of the same sums. Measured (wall-time
+ratios): {budgets}.
 
 Input: `{units.name}` ({args.rows:,} unit rows, {size_units:,.0f} MiB: 5 experiments, 8
 (control, treatment) comparisons, revenue/sessions/minutes each with 5 covariates
 ({", ".join(f"{y}: {', '.join(xs)}" for y, xs in COVARIATES.items())}; sessions and the count
-covariates BIGINT, the rest DOUBLE; no nulls) and latency (DOUBLE, ms)) and `{sessions.name}`
+covariates BIGINT, the rest DOUBLE; no nulls), latency (DOUBLE, ms) and the ratio metrics'
+columns ({ratios_text}; pageviews, clicks and active days BIGINT)) and `{sessions.name}`
 ({args.rows:,} session rows of {users:,} users, {size_sessions:,.0f} MiB: user, experiment,
 variant, minutes). Wall time from the path to the result and CPU time (user + system,
 DuckDB's threads included), best of {args.repeats} interleaved rounds after one warm-up call
@@ -708,8 +864,10 @@ verdicts use wall time).
 Equal work checked before timing, to {RTOL:g} relative: (a)'s sums through
 `CrossMoments.from_sums` + `regression_test`, (b)'s bounds through `QuantileSummary` +
 `quantile_test` and (c)'s sums through `JointMoments.from_sums` + `ratio_test` give
-splitlab's effect and p-value, and (b)'s quantiles splitlab's point estimates (to
-{QUANTILE_RTOL:g}); splitlab reduced the unit file in one pass (no shifted second pass).
+splitlab's effect and p-value, (d)'s sums through `ratio_cross_moments` + `ratio_cuped_test`
+its effect, p-value and θ, and (b)'s quantiles splitlab's point estimates (to
+{QUANTILE_RTOL:g}); splitlab reduced the unit file in one pass (no shifted second pass) for
+(1) and (4).
 Largest relative differences: {worst_text}.
 Quantile levels of (b) (ν and the interval levels of each n* splitlab's reduction uses for
 these group sizes; the hand SQL is given them): {level_text}.
@@ -728,7 +886,9 @@ noise): 1. splitlab's engine passes alone (open, build, run, collect to pandas) 
 
 Regression: the SQL splitlab generates (`Analyzer.explain()`: casts, `fill_nan`/`fill_null`
 of every column, each sum over the cleaned columns), run by DuckDB directly, costs
-{difference("explain_regression", "duckdb_regression")} over the hand SQL.
+{difference("explain_regression", "duckdb_regression")} over the hand SQL; for ratio CUPED
+(the same cleaning, centred cross products of the 4 columns of each metric)
+{difference("explain_ratio_cuped", "duckdb_ratio_cuped")}.
 Quantiles: splitlab asks the engine for a count per group (the SRM check's), then per metric
 a count pass (to choose n*) and a pass with one `quantile_cont` per level; in DuckDB one
 aggregate per level instead of one list costs {separate:.2f}x (b) (each aggregate gathers its
@@ -752,6 +912,13 @@ own copy of a group's values), and a count pass {count:.2f}x (b).
 
 ```sql
 {cluster_sql(sessions)}
+```
+</details>
+
+<details><summary>SQL of (d)</summary>
+
+```sql
+{ratio_sql(units)}
 ```
 </details>
 """
