@@ -887,8 +887,8 @@ noise): 1. splitlab's engine passes alone (open, build, run, collect to pandas) 
 Regression: the SQL splitlab generates (`Analyzer.explain()`: casts, `fill_nan`/`fill_null`
 of every column, each sum over the cleaned columns), run by DuckDB directly, costs
 {difference("explain_regression", "duckdb_regression")} over the hand SQL; for ratio CUPED
-(the same cleaning, centred cross products of the 4 columns of each metric)
-{difference("explain_ratio_cuped", "duckdb_ratio_cuped")}.
+(the same cleaning, then the 14 sums of each metric's 4 columns; splitlab centres them after
+the round trip) {difference("explain_ratio_cuped", "duckdb_ratio_cuped")}.
 Quantiles: splitlab asks the engine for a count per group (the SRM check's), then per metric
 a count pass (to choose n*) and a pass with one `quantile_cont` per level; in DuckDB one
 aggregate per level instead of one list costs {separate:.2f}x (b) (each aggregate gathers its
