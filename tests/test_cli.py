@@ -543,7 +543,10 @@ def test_analyze_new_flags_work_with_sequential_and_bayesian_methods(
         (["--metric", "revenue", "--cuped", "revenue=pre,nosuch"], "'nosuch'"),
         (["--metric", "revenue", "--cluster", "nosuch"], "--cluster"),
         (["--metric", "revenue", "--cluster", "variant"], "--cluster"),
-        (["--metric", "revenue", "--cuped", "revenue=pre", "--cluster", "user"], "--cuped"),
+        (
+            ["--metric", "revenue", "--cuped", "revenue=pre,predicted", "--cluster", "user"],
+            "--cuped",
+        ),
         (["--metric", "revenue", "--strata", "nosuch"], "--strata"),
         (["--metric", "revenue", "--strata", "variant"], "--strata"),
         (["--metric", "revenue", "--strata", "country", "--segment", "country"], "--strata"),

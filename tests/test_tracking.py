@@ -227,7 +227,7 @@ def test_a_benchmark_results_file_is_logged(store, mlflow, monkeypatch, tmp_path
     assert params["parameters.rows"] == re.search(r"rows=(\d+)", text)[1]
     headline = re.search(r"Measured \(wall-time ratios\): (.*)$", text, re.M)[1]
     ratios = dict(re.findall(r"(\w+) (\d+\.\d+)x", headline))
-    assert set(ratios) >= {"regression", "quantile", "cluster"}
+    assert set(ratios) >= {"regression", "quantile", "cluster", "ratio_cuped"}
     for name, value in ratios.items():
         assert metrics[f"ratio.{name}"] == float(value)
     assert metrics["wall_time_s"] == float(re.search(r"wall time ([\d.]+) s", text)[1])

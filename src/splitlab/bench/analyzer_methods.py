@@ -846,8 +846,8 @@ Budgets (the issue): {args.rows:,}-row Parquet, 3 metrics with 5 covariates each
 within {MAX_RATIO_REGRESSION:g}x of DuckDB's own group-by of the same sums; median, p90 and
 p99 within {MAX_RATIO_QUANTILE:g}x of DuckDB's own `quantile_cont` of the same quantiles and
 interval bounds; 3 ratio metrics adjusted by their pre-period ratio (ratio CUPED) within
-{MAX_RATIO_RATIO_CUPED:g}x of DuckDB's own group-by of the same sums. Measured (wall-time
-ratios): {budgets}.
+{MAX_RATIO_RATIO_CUPED:g}x of DuckDB's own group-by of the same sums.
+Measured (wall-time ratios): {budgets}.
 
 Input: `{units.name}` ({args.rows:,} unit rows, {size_units:,.0f} MiB: 5 experiments, 8
 (control, treatment) comparisons, revenue/sessions/minutes each with 5 covariates
