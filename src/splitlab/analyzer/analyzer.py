@@ -985,8 +985,8 @@ class Analyzer:
             side = _directed(alternative, metric)
             size = abs(planned[name]) if side != "two-sided" else planned[name]
             effect = -size if side == "less" else size
-            signed[frame.index.get_indexer(rows)] = effect
             index = frame.index.get_indexer(rows)
+            signed[index] = effect
             usable = index[errors[index] == ""]
             if not usable.size:
                 continue
