@@ -231,15 +231,20 @@ def regression_sums() -> list[tuple[str, str]]:
     return sums
 
 
-def regression_sql(path: Path) -> str:
-    """(a): count and every sum a regression of each metric on its covariates needs
-    (:func:`regression_sums`), in one group-by over the file."""
-    parts = ["count(*) AS n"] + [f"{sql} AS {alias}" for alias, sql in regression_sums()]
+def _sums_sql(path: Path, sums: list[tuple[str, str]]) -> str:
+    """The count and these (alias, SQL expression) sums in one group-by over the file."""
+    parts = ["count(*) AS n"] + [f"{sql} AS {alias}" for alias, sql in sums]
     select = ",\n       ".join(parts)
     return (
         f"SELECT experiment, variant,\n       {select}\n"
         f"FROM read_parquet('{path}')\nGROUP BY experiment, variant"
     )
+
+
+def regression_sql(path: Path) -> str:
+    """(a): count and every sum a regression of each metric on its covariates needs
+    (:func:`regression_sums`), in one group-by over the file."""
+    return _sums_sql(path, regression_sums())
 
 
 def ratio_sums() -> list[tuple[str, str]]:
@@ -261,12 +266,7 @@ def ratio_sums() -> list[tuple[str, str]]:
 def ratio_sql(path: Path) -> str:
     """(d): count and every sum the ratio CUPED test of each metric needs
     (:func:`ratio_sums`), in one group-by over the file."""
-    parts = ["count(*) AS n"] + [f"{sql} AS {alias}" for alias, sql in ratio_sums()]
-    select = ",\n       ".join(parts)
-    return (
-        f"SELECT experiment, variant,\n       {select}\n"
-        f"FROM read_parquet('{path}')\nGROUP BY experiment, variant"
-    )
+    return _sums_sql(path, ratio_sums())
 
 
 def quantile_levels(counts) -> list[float]:
@@ -418,25 +418,35 @@ def _no_errors(result, name: str) -> None:
         raise AssertionError(f"{name}: splitlab flagged rows: {result['error'].unique()}")
 
 
+def _one_pass(path: Path, metrics: Callable[[], list], method: str, label: str, sums):
+    """splitlab's results of ``metrics`` — checked to be ``method``, error-free and reduced
+    in one pass (no shifted second pass, so the hand-written SQL is the same work) — and
+    DuckDB's ``sums`` of the same file, control beside treatment."""
+    from splitlab import Analyzer
+    from splitlab.analyzer.metrics import as_metrics
+
+    ours = route_analyze(path, metrics)
+    _no_errors(ours, label)
+    statistics = Analyzer(str(path))._statistics(as_metrics(metrics()), [])
+    origins = statistics[[c for c in statistics.columns if ".origin_" in c]].to_numpy()
+    if np.any(origins != 0):
+        raise AssertionError(
+            f"{label}: splitlab shifted a column (a second pass): not {label}'s work"
+        )
+    if not ours["method"].eq(method).all():
+        raise AssertionError(f"{label}: splitlab ran {ours['method'].unique()}, not {method}")
+    names = ["experiment", "variant", "n"] + [alias for alias, _ in sums]
+    return ours, _pairs(_frame(route_duckdb_sql(_sums_sql(path, sums)), names))
+
+
 def check_regression(path: Path, worst: dict[str, float]) -> None:
     """(a)'s sums through ``CrossMoments.from_sums`` + ``regression_test`` vs splitlab; and
     the data is reduced in one pass (no shifted second pass, so (a) is the same work)."""
     import pandas as pd
 
-    from splitlab import Analyzer
-    from splitlab.analyzer.metrics import as_metrics
     from splitlab.stats.regression import CrossMoments, regression_test
 
-    ours = route_analyze(path, regression_metrics)
-    _no_errors(ours, "(a)")
-    statistics = Analyzer(str(path))._statistics(as_metrics(regression_metrics()), [])
-    origins = statistics[[c for c in statistics.columns if ".origin_" in c]].to_numpy()
-    if np.any(origins != 0):
-        raise AssertionError("(a): splitlab shifted a column (a second pass): not (a)'s work")
-    if not ours["method"].eq("regression").all():
-        raise AssertionError(f"(a): splitlab ran {ours['method'].unique()}, not regression")
-    names = ["experiment", "variant", "n"] + [alias for alias, _ in regression_sums()]
-    pairs = _pairs(_frame(route_duckdb_sql(regression_sql(path)), names))
+    ours, pairs = _one_pass(path, regression_metrics, "regression", "(a)", regression_sums())
     for y, xs in COVARIATES.items():
         p = len(xs) + 1
         variables = ["y"] + [f"x{j}" for j in range(len(xs))]
@@ -468,20 +478,9 @@ def check_ratio_cuped(path: Path, worst: dict[str, float]) -> None:
     effect, p-value and θ; and the data is reduced in one pass, as for (a)."""
     import pandas as pd
 
-    from splitlab import Analyzer
-    from splitlab.analyzer.metrics import as_metrics
     from splitlab.stats.ratio_adjustment import ratio_cross_moments, ratio_cuped_test
 
-    ours = route_analyze(path, ratio_metrics)
-    _no_errors(ours, "(d)")
-    statistics = Analyzer(str(path))._statistics(as_metrics(ratio_metrics()), [])
-    origins = statistics[[c for c in statistics.columns if ".origin_" in c]].to_numpy()
-    if np.any(origins != 0):
-        raise AssertionError("(d): splitlab shifted a column (a second pass): not (d)'s work")
-    if not ours["method"].eq("ratio-cuped").all():
-        raise AssertionError(f"(d): splitlab ran {ours['method'].unique()}, not ratio-cuped")
-    names = ["experiment", "variant", "n"] + [alias for alias, _ in ratio_sums()]
-    pairs = _pairs(_frame(route_duckdb_sql(ratio_sql(path)), names))
+    ours, pairs = _one_pass(path, ratio_metrics, "ratio-cuped", "(d)", ratio_sums())
     squares = [f"{v}__{v}" for v in RATIO_VARIABLES]
     products = [f"{RATIO_VARIABLES[i]}__{RATIO_VARIABLES[j]}" for i, j in RATIO_PRODUCTS]
     for name in RATIOS:
